@@ -1,0 +1,430 @@
+"""Settings: one object, loaded once from ``luigi.cfg`` and the environment, passed explicitly.
+
+Where settings come from, highest first:
+
+1. the step's own declaration (``@gokart_k8s.job(resources=..., eviction=...)``);
+2. environment variables ``GOKART_K8S_<FIELD>`` (e.g. ``GOKART_K8S_PLATFORM=gke-autopilot``),
+   which override the config file so CI and pods can change one value without editing it;
+3. the ``[gokart_k8s]`` section of the luigi config (``luigi.cfg`` in the working directory,
+   or the files named by ``LUIGI_CONFIG_PATH``, exactly the files luigi and gokart read);
+4. the built-in defaults below.
+
+Resource classes are defined in the same file, one section per class::
+
+    [gokart_k8s.resources.highmem-large]
+    cpu = 8
+    memory = 64Gi
+    spot = false
+
+and node pools (used by platform profiles that map classes onto pools, and by the local cluster)::
+
+    [gokart_k8s.pools.spot-small]
+    cpu = 4
+    memory = 16Gi
+    spot = true
+    labels = cloud.google.com/gke-nodepool=spot-small
+
+Nothing here is a module-level global: :func:`load_settings` returns a new :class:`Settings`
+every time, and everything that needs settings takes them as an argument.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gokart_k8s.errors import ConfigurationError, GokartK8sError
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.pools import NodePool, Taint
+from gokart_k8s.resources import DEFAULT_CLASS, Catalog, ResourceClass
+
+SECTION = "gokart_k8s"
+RESOURCES_PREFIX = "gokart_k8s.resources."
+POOLS_PREFIX = "gokart_k8s.pools."
+ENV_PREFIX = "GOKART_K8S_"
+
+PLATFORMS = ("plain", "gke-standard", "gke-autopilot", "eks-karpenter")
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything gokart_k8s can be told, with its unit, default and reason.
+
+    Every field is a key of the ``[gokart_k8s]`` section and an environment variable
+    ``GOKART_K8S_<KEY IN UPPER CASE>``; ``catalog`` and ``pools`` come from their own sections.
+    """
+
+    platform: str = field(
+        default="plain",
+        metadata=_doc(
+            "Platform profile: plain, gke-standard, gke-autopilot or eks-karpenter. Decides how "
+            "resource classes and eviction tolerance become node selectors, tolerations and annotations. "
+            "Switching platform is changing this one value."
+        ),
+    )
+    image: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Container image every step's Job runs; it must hold the pipeline's code and gokart_k8s. "
+            "Required for the kubernetes backend; the local cluster records it but runs local code."
+        ),
+    )
+    namespace: str = field(default="default", metadata=_doc("Kubernetes namespace for step Jobs."))
+    service_account: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Kubernetes service account of step pods (e.g. one bound to a GCP service account with "
+            "Workload Identity for GCS access). None uses the namespace's default account."
+        ),
+    )
+    kube_context: str | None = field(
+        default=None, metadata=_doc("kubeconfig context to use; None uses the current context.")
+    )
+    default_resources: str = field(
+        default=DEFAULT_CLASS,
+        metadata=_doc("Resource class of steps without @gokart_k8s.job(resources=...)."),
+    )
+    default_eviction: Eviction = field(
+        default=Eviction.TOLERATE,
+        metadata=_doc(
+            "Eviction tolerance of steps without @gokart_k8s.job(eviction=...). 'tolerate' is the "
+            "cheap default because every finished step is cached."
+        ),
+    )
+    max_concurrent_steps: int = field(
+        default=16,
+        metadata=_doc("Steps submitted at once (count). Bounds cluster load and driver memory."),
+    )
+    eviction_retries: int = field(
+        default=10,
+        metadata=_doc(
+            "Evictions one step may survive (count) before the run gives up on it. Evictions never "
+            "spend the step's own retry budget (backoff_limit)."
+        ),
+    )
+    fallback_after_evictions: int = field(
+        default=2,
+        metadata=_doc(
+            "After this many evictions (count) a tolerant step is resubmitted on on-demand capacity, "
+            "so a Spot pool under pressure cannot starve it. 0 disables the fallback."
+        ),
+    )
+    backoff_limit: int = field(
+        default=1,
+        metadata=_doc(
+            "Retries (count) of a step that crashed for a reason that may not repeat (killed by a "
+            "signal, node trouble). Errors raised by the step's own code fail at once."
+        ),
+    )
+    max_runtime_seconds: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Default maximum run time of one step (seconds), used as the Job's activeDeadlineSeconds "
+            "unless the step declares max_runtime=. None means no deadline."
+        ),
+    )
+    termination_budget_seconds: float = field(
+        default=10.0,
+        metadata=_doc(
+            "Time (seconds) a step gets after SIGTERM to save a final checkpoint before it exits as "
+            "evicted. Keep it below the platform's grace period (GKE Spot: about 15 s)."
+        ),
+    )
+    termination_grace_seconds: int = field(
+        default=30,
+        metadata=_doc("terminationGracePeriodSeconds of step pods (seconds); platforms may cap it."),
+    )
+    ttl_seconds_after_finished: int = field(
+        default=86400,
+        metadata=_doc(
+            "Finished Jobs are deleted by Kubernetes after this long (seconds), so the namespace does "
+            "not fill up while logs stay readable for a day."
+        ),
+    )
+    unschedulable_timeout_seconds: float = field(
+        default=900.0,
+        metadata=_doc(
+            "A step whose pod stays Unschedulable this long (seconds) fails with advice. The default "
+            "allows for a node pool scaling up (GKE: usually 3-4 minutes)."
+        ),
+    )
+    request_timeout_seconds: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Client-side timeout of every Kubernetes API request (seconds), so a dead connection "
+            "cannot hang the driver."
+        ),
+    )
+    watch_timeout_seconds: int = field(
+        default=300,
+        metadata=_doc(
+            "Server-side timeout of one watch request (seconds); the driver then re-watches from the "
+            "last resourceVersion."
+        ),
+    )
+    catalog: Catalog = field(
+        default_factory=Catalog,
+        metadata=_doc("Named resource classes: the built-ins plus [gokart_k8s.resources.NAME] sections."),
+    )
+    pools: tuple[NodePool, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Node pools from [gokart_k8s.pools.NAME] sections. Empty means the platform profile's "
+            "default pools."
+        ),
+    )
+
+    def default_class(self) -> ResourceClass:
+        return self.catalog.resolve(self.default_resources, what="default resource class")
+
+
+_SCALAR_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("catalog", "pools")}
+
+
+def field_docs() -> list[tuple[str, str, str]]:
+    """(key, default, doc) of every setting, for the README and ``gokart-k8s config``."""
+    out = []
+    for f in dataclasses.fields(Settings):
+        if f.default is not dataclasses.MISSING:
+            default = "none" if f.default is None else str(f.default)
+        else:
+            default = "built-ins" if f.name == "catalog" else "()"
+        out.append((f.name, default, f.metadata.get("doc", "")))
+    return out
+
+
+def _locate(files: list[str], section: str, key: str | None = None) -> str:
+    """'file:line' of a section (or key in it), so config errors point at what to edit."""
+    for path in reversed(files):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        in_section = False
+        for number, line in enumerate(lines, 1):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                in_section = stripped[1:-1].strip() == section
+                if in_section and key is None:
+                    return f"{path}:{number}"
+            elif in_section and key is not None:
+                name = stripped.split("=", 1)[0].split(":", 1)[0].strip()
+                if name == key:
+                    return f"{path}:{number}"
+    return f"[{section}]"
+
+
+def _convert(name: str, raw: str, where: str) -> Any:
+    f = _SCALAR_FIELDS[name]
+    kind = str(f.type)
+    text = raw.strip()
+    try:
+        if name == "default_eviction":
+            return Eviction.parse(text, what="default_eviction")
+        if name == "platform":
+            if text not in PLATFORMS:
+                raise ValueError(f"must be one of {', '.join(PLATFORMS)}, got {text!r}")
+            return text
+        if kind.startswith("int"):
+            if kind.endswith("None") and text.lower() in ("", "none"):
+                return None
+            value = int(text)
+            if value < 0:
+                raise ValueError(f"must be zero or more, got {value}")
+            return value
+        if kind.startswith("float"):
+            value_f = float(text)
+            if value_f < 0:
+                raise ValueError(f"must be zero or more, got {value_f}")
+            return value_f
+        if kind.startswith("str | None"):
+            return text or None
+        return text
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: setting {name!r}: {exc}") from None
+
+
+def _parse_bool(raw: str, where: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ConfigurationError(f"{where}: expected true or false, got {raw!r}")
+
+
+def _parse_mapping(raw: str, where: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in raw.replace("\n", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigurationError(f"{where}: expected key=value pairs separated by commas, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _parse_resource_class(name: str, items: Mapping[str, str], files: list[str]) -> ResourceClass:
+    section = RESOURCES_PREFIX + name
+    allowed = {"cpu", "memory", "gpu", "accelerator", "disk", "spot"}
+    kwargs: dict[str, Any] = {"name": name}
+    for key, raw in items.items():
+        where = _locate(files, section, key)
+        if key not in allowed:
+            raise ConfigurationError(
+                f"{where}: resource class {name!r} has unknown key {key!r}; valid keys: {', '.join(sorted(allowed))}"
+            )
+        if key == "gpu":
+            try:
+                kwargs["gpu"] = int(raw)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{where}: resource class {name!r}, field 'gpu': a whole number of GPUs, got {raw!r}"
+                ) from None
+        elif key == "spot":
+            kwargs["spot"] = _parse_bool(raw, where)
+        else:
+            kwargs[key] = raw.strip() or None
+    try:
+        return ResourceClass(**kwargs)
+    except GokartK8sError as exc:
+        raise ConfigurationError(f"{_locate(files, section)}: {exc}") from None
+
+
+def _parse_pool(name: str, items: Mapping[str, str], files: list[str]) -> NodePool:
+    section = POOLS_PREFIX + name
+    allowed = {"cpu", "memory", "gpu", "accelerator", "disk", "spot", "labels", "taints", "nodes"}
+    kwargs: dict[str, Any] = {"name": name}
+    for key, raw in items.items():
+        where = _locate(files, section, key)
+        if key not in allowed:
+            raise ConfigurationError(
+                f"{where}: node pool {name!r} has unknown key {key!r}; valid keys: {', '.join(sorted(allowed))}"
+            )
+        if key in ("gpu", "nodes"):
+            try:
+                kwargs[key] = int(raw)
+            except ValueError:
+                raise ConfigurationError(f"{where}: node pool {name!r}, {key!r} must be a whole number") from None
+        elif key == "spot":
+            kwargs["spot"] = _parse_bool(raw, where)
+        elif key == "labels":
+            kwargs["labels"] = _parse_mapping(raw, where)
+        elif key == "taints":
+            taints = []
+            for k, v in _parse_mapping(raw, where).items():
+                value, _, effect = v.partition(":")
+                taints.append(Taint(key=k, value=value, effect=effect or "NoSchedule"))
+            kwargs["taints"] = tuple(taints)
+        elif key == "disk":
+            kwargs["ephemeral_storage"] = raw.strip()
+        else:
+            kwargs[key] = raw.strip()
+    for required in ("cpu", "memory"):
+        if required not in kwargs:
+            raise ConfigurationError(f"{_locate(files, section)}: node pool {name!r} needs {required}=")
+    try:
+        # Validate quantities with the same rules as resource classes.
+        ResourceClass(cpu=kwargs["cpu"], memory=kwargs["memory"], disk=kwargs.get("ephemeral_storage"))
+    except GokartK8sError as exc:
+        raise ConfigurationError(f"{_locate(files, section)}: node pool {name!r}: {exc}") from None
+    return NodePool(**kwargs)
+
+
+def config_files() -> list[str]:
+    """The luigi config files that exist, in the order luigi reads them (later wins)."""
+    from luigi.configuration import LuigiConfigParser
+
+    paths = list(LuigiConfigParser._config_paths)
+    env_path = os.environ.get("LUIGI_CONFIG_PATH")
+    if env_path and env_path not in paths:
+        paths.append(env_path)
+    return [p for p in paths if os.path.exists(p)]
+
+
+def check_config_files(files: list[str] | None = None) -> None:
+    """Parse each config file on its own, so a syntax error names its file and line."""
+    for path in config_files() if files is None else files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error as exc:
+            message = getattr(exc, "message", str(exc))
+            line = getattr(exc, "lineno", None)
+            if line is None and hasattr(exc, "errors") and exc.errors:
+                line = exc.errors[0][0]
+            where = f"{path}:{line}" if line else path
+            raise ConfigurationError(f"{where}: the config file does not parse: {message.strip()}") from None
+
+
+def load_settings(
+    config: configparser.RawConfigParser | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    files: list[str] | None = None,
+) -> Settings:
+    """Read settings from the luigi config and the environment (see the module docstring).
+
+    ``config`` defaults to luigi's own parser (``luigi.configuration.get_config()``), so the
+    settings come from exactly the files luigi and gokart read. ``environ`` defaults to
+    ``os.environ``.
+    """
+    if config is None:
+        import luigi.configuration
+
+        check_config_files(files)
+        config = luigi.configuration.get_config()
+    if files is None:
+        files = config_files()
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config.has_section(SECTION):
+        for key, raw in config.items(SECTION, raw=True):
+            if key not in _SCALAR_FIELDS:
+                valid = ", ".join(sorted(_SCALAR_FIELDS))
+                raise ConfigurationError(
+                    f"{_locate(files, SECTION, key)}: unknown setting {key!r} in [{SECTION}]; valid settings: {valid}"
+                )
+            values[key] = _convert(key, raw, _locate(files, SECTION, key))
+    for key in _SCALAR_FIELDS:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in env:
+            values[key] = _convert(key, env[env_name], f"environment variable {env_name}")
+    classes: dict[str, ResourceClass] = {}
+    pools: list[NodePool] = []
+    for section in config.sections():
+        if section.startswith(RESOURCES_PREFIX):
+            name = section[len(RESOURCES_PREFIX) :]
+            classes[name] = _parse_resource_class(name, dict(config.items(section, raw=True)), files)
+        elif section.startswith(POOLS_PREFIX):
+            name = section[len(POOLS_PREFIX) :]
+            pools.append(_parse_pool(name, dict(config.items(section, raw=True)), files))
+    settings = Settings(**values, catalog=Catalog(classes), pools=tuple(pools))
+    if settings.default_resources not in settings.catalog:
+        settings.default_class()  # raises with the list of known classes
+    return settings
+
+
+def load_catalog() -> Catalog:
+    """Only the catalog, for checks at decoration time (import time of the user's module)."""
+    import luigi.configuration
+
+    config = luigi.configuration.get_config()
+    files = config_files()
+    classes = {
+        s[len(RESOURCES_PREFIX) :]: _parse_resource_class(s[len(RESOURCES_PREFIX) :], dict(config.items(s, raw=True)), files)
+        for s in config.sections()
+        if s.startswith(RESOURCES_PREFIX)
+    }
+    return Catalog(classes)

@@ -1,0 +1,135 @@
+"""Steps: the pipeline's task graph, resolved into one typed :class:`StepSpec` per task.
+
+A *step* is one gokart task that runs as one unit: in this process (inline backend), in its own
+process (rehearsal), or as its own Kubernetes Job. The spec is built once, from the task object
+and the settings, and everything downstream (plan, placement, manifests, the in-pod command)
+reads the spec instead of the task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gokart_k8s.declaration import declaration_of
+from gokart_k8s.errors import ConfigurationError
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.resources import ResourceClass
+from gokart_k8s.settings import Settings
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """Everything about one step that leaves the driver process."""
+
+    #: luigi's task family (the class name unless the task overrides it).
+    family: str
+    #: The module the task class is defined in; the pod imports it to register the class.
+    module: str
+    #: gokart's ``make_unique_id()``: the cache key, also what the pod must recompute.
+    unique_id: str
+    #: luigi's ``task_id`` (family, a few params, a hash), for messages and luigi's scheduler.
+    task_id: str
+    #: Every public parameter in luigi's string form (``to_str_params()``); JSON in the pod command.
+    params: Mapping[str, str] = field(hash=False)
+    resource_class: ResourceClass
+    eviction: Eviction
+    #: Seconds one attempt may run (activeDeadlineSeconds), or None for no deadline.
+    max_runtime_seconds: int | None = None
+    #: Unique ids of the steps this one needs.
+    requires: tuple[str, ...] = ()
+
+    def params_json(self) -> str:
+        return json.dumps(dict(self.params), sort_keys=True, separators=(",", ":"))
+
+    def describe(self) -> str:
+        rc = self.resource_class
+        name = rc.name or "one-off"
+        return f"step {self.family} (resource class {name!r}, eviction={self.eviction.value})"
+
+
+@dataclass
+class Step:
+    """A step together with its live task object (which never leaves the driver)."""
+
+    task: Any
+    spec: StepSpec
+
+
+def unique_id_of(task: Any) -> str:
+    import gokart
+
+    if isinstance(task, gokart.TaskOnKart):
+        return str(task.make_unique_id())
+    return str(task.task_id)
+
+
+def spec_for(task: Any, settings: Settings, requires: Iterable[Any] = ()) -> StepSpec:
+    """Resolve a task's declaration against the settings (decorator > config > built-in)."""
+    declared = declaration_of(task)
+    if isinstance(declared.resources, ResourceClass):
+        rc = declared.resources
+    else:
+        name = declared.resources or settings.default_resources
+        try:
+            rc = settings.catalog.resolve(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"task {task.get_task_family()}: {exc}") from None
+    eviction = declared.eviction or settings.default_eviction
+    max_runtime = declared.max_runtime_seconds or settings.max_runtime_seconds
+    return StepSpec(
+        family=task.get_task_family(),
+        module=type(task).__module__,
+        unique_id=unique_id_of(task),
+        task_id=task.task_id,
+        params=dict(task.to_str_params()),
+        resource_class=rc,
+        eviction=eviction,
+        max_runtime_seconds=max_runtime,
+        requires=tuple(unique_id_of(t) for t in requires),
+    )
+
+
+def walk(root: Any) -> Iterator[Any]:
+    """Every task of the graph under ``root``, dependencies first, each once (by task_id)."""
+    import luigi.task
+
+    seen: set[str] = set()
+    order: list[Any] = []
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        task, expanded = stack.pop()
+        if expanded:
+            order.append(task)
+            continue
+        if task.task_id in seen:
+            continue
+        seen.add(task.task_id)
+        stack.append((task, True))
+        for dep in reversed(luigi.task.flatten(task.requires())):
+            if dep.task_id not in seen:
+                stack.append((dep, False))
+    return iter(order)
+
+
+def collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list[str]]:
+    """All steps under ``roots`` with their specs, and every problem found (not just the first)."""
+    import luigi.task
+
+    steps: list[Step] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for root in roots:
+        for task in walk(root):
+            if task.task_id in seen:
+                continue
+            seen.add(task.task_id)
+            try:
+                spec = spec_for(task, settings, luigi.task.flatten(task.requires()))
+            except ConfigurationError as exc:
+                problems.append(str(exc))
+                continue
+            steps.append(Step(task=task, spec=spec))
+    return steps, problems
