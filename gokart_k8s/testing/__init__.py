@@ -1,0 +1,1 @@
+"""Test helpers that ship with gokart_k8s (emulators, fixtures)."""
