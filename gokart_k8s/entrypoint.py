@@ -40,3 +40,74 @@ def step_argv(spec: StepSpec, *, program: str = "gokart-k8s") -> list[str]:
         "--unique-id",
         spec.unique_id,
     ]
+
+
+def _fail(message: str, code: int) -> int:
+    import sys
+
+    print(f"gokart-k8s step: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> int:
+    """Run one step in this process and return the exit code (see the module docstring)."""
+    import importlib
+    import json
+    import os
+    import sys
+
+    from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_EVICTED, EXIT_OK, EXIT_USER_ERROR
+    from gokart_k8s.steps import unique_id_of
+    from gokart_k8s.workspace import WORKSPACE_ENV, prepare, set_workspace_directory
+
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        return _fail(
+            f"cannot import module {module!r} ({type(exc).__name__}: {exc}). The image does not hold the "
+            "pipeline's code the driver has: rebuild the image from the same source, or set the image "
+            "that does ([gokart_k8s] image / --image).",
+            EXIT_CODE_SKEW,
+        )
+    from luigi.task_register import Register, TaskClassException
+
+    try:
+        cls = Register.get_task_cls(family)
+    except TaskClassException as exc:
+        return _fail(f"task {family!r} does not exist in module {module!r} in this image: {exc}", EXIT_CODE_SKEW)
+    try:
+        params = json.loads(params_json)
+        if not isinstance(params, dict):
+            raise ValueError("expected a JSON object")
+    except ValueError as exc:
+        return _fail(f"--params is not a JSON object of parameters: {exc}", EXIT_USER_ERROR)
+    workspace = os.environ.get(WORKSPACE_ENV)
+    if workspace:
+        set_workspace_directory(workspace)
+        prepare(workspace)
+    try:
+        task = cls.from_str_params(params)
+    except Exception as exc:
+        return _fail(f"cannot rebuild {family} from its parameters ({type(exc).__name__}: {exc})", EXIT_CODE_SKEW)
+    actual = unique_id_of(task)
+    if actual != unique_id:
+        return _fail(
+            f"step {family} computes unique id {actual} in this image, but the driver expected {unique_id}. "
+            "The image holds different code or parameters than the driver, and running it would write "
+            "another cache entry. Rebuild the image from the driver's source, or pin the image that matches.",
+            EXIT_CODE_SKEW,
+        )
+    import luigi
+
+    from gokart_k8s.termination import install_termination_handler
+
+    budget = float(os.environ.get("GOKART_K8S_TERMINATION_BUDGET_SECONDS", "10"))
+    termination = install_termination_handler(budget)
+    result = luigi.build([task], local_scheduler=True, workers=1, detailed_summary=True, log_level="INFO")
+    if termination.terminated:
+        return _fail(f"step {family} was asked to stop (SIGTERM: eviction or preemption)", EXIT_EVICTED)
+    if result.scheduling_succeeded and task.complete():
+        return EXIT_OK
+    return _fail(f"step {family} failed: {result.summary_text.strip().splitlines()[-1] if result.summary_text else ''}", EXIT_USER_ERROR)

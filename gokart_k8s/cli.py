@@ -1,0 +1,313 @@
+"""The ``gokart-k8s`` command line: a thin layer over plan, backends and the in-pod command.
+
+::
+
+    gokart-k8s plan   TASK [luigi params] [--output table|json]
+    gokart-k8s run    TASK [luigi params] [--backend inline|local-cluster|kubernetes]
+    gokart-k8s render TASK [luigi params] --platform P [--image IMAGE] -o DIR
+    gokart-k8s step   --module M --family F --params JSON --unique-id U     (runs inside a pod)
+    gokart-k8s config                                                       (settings reference)
+    gokart-k8s local-cluster start                                          (embedded cluster)
+
+``TASK`` and its parameters are named as luigi's command line names them; every argument this
+command does not know is handed to luigi. Errors are one clear message and exit status 2 (bad
+input) or 1 (a step failed); ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gokart_k8s.errors import GokartK8sError, PlanError
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
+    parser.add_argument("--image", help="container image of step Jobs (overrides [gokart_k8s] image)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gokart-k8s",
+        description="Run gokart pipelines locally, rehearse them on an embedded cluster, or run each "
+        "step as its own Kubernetes Job.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plan = sub.add_parser("plan", help="show every step: class, eviction tolerance, cache, placement")
+    plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
+    plan.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="kubernetes",
+                      help="check the plan for this backend (default: kubernetes)")
+    _common(plan)
+
+    run = sub.add_parser("run", help="run the pipeline")
+    run.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="inline")
+    run.add_argument("--workers", type=int, default=1, help="inline backend: luigi workers")
+    run.add_argument("--run-id", help="run id label of the step Jobs (default: time based)")
+    run.add_argument("--on-interrupt", choices=("ask", "delete", "keep"), default="ask",
+                     help="what Ctrl-C does to in-flight Jobs")
+    run.add_argument("--chaos", action="store_true", help="local-cluster: evict and preempt pods at random")
+    run.add_argument("--chaos-seed", type=int, default=None, help="local-cluster: chaos random seed")
+    run.add_argument("--chaos-rate", type=float, default=None, help="local-cluster: chaos rate (see docs)")
+    run.add_argument("--no-logs", action="store_true", help="do not stream step logs")
+    _common(run)
+
+    render = sub.add_parser("render", help="write each step's Job manifest as YAML")
+    render.add_argument("-o", "--output-dir", required=True, type=Path)
+    render.add_argument("--run-id", default="rendered")
+    _common(render)
+
+    step = sub.add_parser("step", help="run one step (the command a step's pod runs)")
+    step.add_argument("--module", required=True)
+    step.add_argument("--family", required=True)
+    step.add_argument("--params", required=True, help="JSON object of luigi string parameters")
+    step.add_argument("--unique-id", required=True)
+    step.add_argument("--debug", action="store_true")
+
+    config = sub.add_parser("config", help="print the effective settings and where each comes from")
+    config.add_argument("--debug", action="store_true")
+
+    try:
+        from gokart_k8s.localcluster.command import register as register_local_cluster
+    except ImportError:  # pragma: no cover - the package always ships it
+        pass
+    else:
+        register_local_cluster(sub)
+    try:
+        from gokart_k8s.schedule import register as register_schedule
+    except ImportError:
+        pass
+    else:
+        register_schedule(sub)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from gokart_k8s.settings import PLATFORMS, load_settings
+
+    settings = load_settings()
+    changes: dict[str, Any] = {}
+    platform = getattr(args, "platform", None)
+    if platform:
+        if platform not in PLATFORMS:
+            raise GokartK8sError(f"--platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+        changes["platform"] = platform
+    if getattr(args, "image", None):
+        changes["image"] = args.image
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str) -> Any:
+    from gokart_k8s.plan import make_plan
+    from gokart_k8s.tasks import task_from_argv
+    from gokart_k8s.workspace import set_workspace_directory, workspace_directory
+
+    settings = _settings(args)
+    root = task_from_argv(luigi_argv)
+    workspace = workspace_directory()
+    if backend == "local-cluster" and "://" not in workspace:
+        # Pods of the local cluster are local processes: they share this directory, by absolute path.
+        workspace = str(Path(workspace).resolve()) + "/"
+        set_workspace_directory(workspace)
+    if "://" in workspace:
+        from gokart_k8s.workspace import prepare
+
+        prepare(workspace)
+    return root, make_plan([root], settings, backend=backend, workspace=workspace)
+
+
+def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    _root, plan = _plan(args, luigi_argv, args.backend)
+    if args.output == "json":
+        print(json.dumps(plan.as_dict(), indent=2))
+    else:
+        print(plan.table())
+        if plan.problems:
+            print(str(PlanError(plan.problems)), file=sys.stderr)
+    return 0 if plan.ok else EXIT_BAD_INPUT
+
+
+def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.render import render_steps
+    from gokart_k8s.workspace import WORKSPACE_ENV
+
+    _root, plan = _plan(args, luigi_argv, "kubernetes")
+    if not plan.ok:
+        raise PlanError(plan.problems)
+    settings = plan.settings
+    env = {WORKSPACE_ENV: plan.workspace}
+    paths = render_steps(
+        [s.spec for s in plan.steps], settings, run_id=args.run_id, image=settings.image or "", out_dir=args.output_dir, env=env
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _run_id(args: argparse.Namespace) -> str:
+    from gokart_k8s.conventions import label_value
+
+    return label_value(args.run_id or time.strftime("run-%Y%m%d-%H%M%S"))
+
+
+def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.progress import ProgressDisplay
+
+    root, plan = _plan(args, luigi_argv, args.backend)
+    if not plan.ok:
+        print(plan.table(), file=sys.stderr)
+        raise PlanError(plan.problems)
+    complete = {r.step.task.task_id for r in plan.rows if r.cached}
+    with ProgressDisplay([s.spec for s in plan.steps]) as progress:
+        if args.backend == "inline":
+            from gokart_k8s.inline import run_inline
+
+            ok = run_inline(root, plan.steps, progress, complete=complete, workers=args.workers)
+        else:
+            ok = _run_on_cluster(args, plan, progress)
+    print(progress.summary())
+    return 0 if ok else EXIT_FAILED
+
+
+def _pod_env(plan: Any, run_id: str) -> dict[str, str]:
+    from gokart_k8s.workspace import WORKSPACE_ENV
+
+    env = {
+        WORKSPACE_ENV: plan.workspace,
+        "GOKART_K8S_RUN_ID": run_id,
+        "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
+    }
+    return env
+
+
+def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
+    from gokart_k8s.cluster.kubernetes import KubernetesCluster
+    from gokart_k8s.driver import run_steps
+    from gokart_k8s.platforms import get_profile
+
+    settings = plan.settings
+    profile = get_profile(settings)
+    run_id = _run_id(args)
+    env = _pod_env(plan, run_id)
+    log_sink = None if args.no_logs else (lambda family, line: progress.log(f"[{family}] {line}"))
+
+    def complete(steps: Any) -> set[str]:
+        from gokart_k8s.workspace import find_complete
+
+        done = find_complete([s.task for s in steps])
+        return {s.spec.unique_id for s in steps if s.task.task_id in done}
+
+    if args.backend == "kubernetes":
+        api = KubernetesCluster.from_kubeconfig(settings)
+        api.check_access(settings.namespace)
+        report = run_steps(
+            plan.steps, settings, api, run_id=run_id, image=settings.image or "", env=env, profile=profile,
+            progress=progress, log_sink=log_sink, on_interrupt=args.on_interrupt, is_complete=complete,
+        )
+        return bool(report.ok)
+
+    from gokart_k8s.localcluster import ChaosConfig, LocalCluster
+
+    chaos = None
+    if args.chaos or args.chaos_rate is not None or args.chaos_seed is not None:
+        chaos = ChaosConfig.default()
+        if args.chaos_seed is not None:
+            chaos = ChaosConfig(seed=args.chaos_seed, rate=chaos.rate)
+        if args.chaos_rate is not None:
+            chaos = ChaosConfig(seed=chaos.seed, rate=args.chaos_rate)
+    pod_env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)}
+    for name in ("STORAGE_EMULATOR_HOST", "LUIGI_CONFIG_PATH"):
+        if name in os.environ:
+            pod_env[name] = os.environ[name]
+    with LocalCluster(profile.pools(), pod_env=pod_env, chaos=chaos) as cluster:
+        progress.log(f"local cluster at {cluster.url} with pools: {', '.join(p.name for p in profile.pools())}")
+        api = KubernetesCluster.from_url(cluster.url, settings)
+        report = run_steps(
+            plan.steps, settings, api, run_id=run_id, image=settings.image or "local/rehearsal:latest", env=env,
+            profile=profile, progress=progress, log_sink=log_sink, on_interrupt="delete", is_complete=complete,
+        )
+        if chaos is not None:
+            progress.log(f"chaos: {len(cluster.chaos_log)} disruption(s): " + "; ".join(str(e) for e in cluster.chaos_log))
+    return bool(report.ok)
+
+
+def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
+    from gokart_k8s.entrypoint import run_step
+
+    return run_step(module=args.module, family=args.family, params_json=args.params, unique_id=args.unique_id)
+
+
+def cmd_config(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
+    from gokart_k8s.settings import config_files, field_docs, load_settings
+
+    settings = load_settings()
+    files = config_files()
+    print(f"config files read (later wins): {', '.join(files) if files else 'none'}")
+    for name, default, doc in field_docs():
+        if name in ("catalog", "pools"):
+            continue
+        value = getattr(settings, name)
+        print(f"{name} = {value}    (default {default})")
+        print(f"    {doc}")
+    print("resource classes:")
+    for name, rc in settings.catalog.items():
+        print(f"    {name}: {rc.describe()}, spot {'allowed' if rc.spot else 'not allowed'}")
+    if settings.pools:
+        print("node pools:")
+        for pool in settings.pools:
+            print(f"    {pool.name}: {pool.cpu} cpu, {pool.memory}, spot={pool.spot}, labels={pool.labels}")
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "render": cmd_render, "step": cmd_step, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
+    debug = bool(getattr(args, "debug", False)) or "--debug" in argv
+    command = args.command
+    if command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    handler = COMMANDS.get(command) or getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    if command not in ("plan", "run", "render") and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return int(handler(args, rest) or 0)
+    except GokartK8sError as exc:
+        if debug:
+            raise
+        print(f"gokart-k8s: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if not _is_run_failure(exc) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("gokart-k8s: interrupted", file=sys.stderr)
+        return 130
+
+
+def _is_run_failure(exc: BaseException) -> bool:
+    from gokart_k8s.errors import StepEvictedError, StepFailedError
+
+    return isinstance(exc, (StepFailedError, StepEvictedError))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The inline backend: the pipeline runs as plain gokart in this process (luigi local scheduler).
+
+Nothing is submitted anywhere; this is exactly ``gokart.build`` plus a progress display. Decorated
+and undecorated tasks behave the same: the decorator only declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from gokart_k8s.progress import ProgressDisplay
+from gokart_k8s.steps import Step
+
+
+@contextmanager
+def _luigi_events(handlers: dict[Any, Callable[..., None]]) -> Iterator[None]:
+    """Register luigi event handlers on every task for the duration of a run, then remove them."""
+    import luigi
+
+    callbacks = luigi.Task._event_callbacks.setdefault(luigi.Task, {})
+    for event, fn in handlers.items():
+        callbacks.setdefault(event, set()).add(fn)
+    try:
+        yield
+    finally:
+        for event, fn in handlers.items():
+            callbacks.get(event, set()).discard(fn)
+
+
+def run_inline(root: Any, steps: list[Step], progress: ProgressDisplay, *, complete: set[str], workers: int = 1) -> bool:
+    """Build ``root`` with luigi's local scheduler; report each step to ``progress``."""
+    import luigi
+
+    by_task_id = {s.task.task_id: s for s in steps}
+
+    def state(task: Any, name: str, detail: str = "") -> None:
+        step = by_task_id.get(task.task_id)
+        if step is not None:
+            progress.step_state(step.spec, name, detail)
+
+    def on_failure(task: Any, exc: BaseException) -> None:
+        state(task, "failed", f"{type(exc).__name__}: {exc}")
+
+    handlers: dict[Any, Callable[..., None]] = {
+        luigi.Event.START: lambda task: state(task, "running"),
+        luigi.Event.SUCCESS: lambda task: state(task, "succeeded"),
+        luigi.Event.FAILURE: on_failure,
+    }
+    for step in steps:
+        if step.task.task_id in complete:
+            progress.step_state(step.spec, "cached")
+    with _luigi_events(handlers):
+        result = luigi.build([root], local_scheduler=True, workers=workers, detailed_summary=True, log_level="WARNING")
+    for step in steps:
+        entry = progress.steps.get(step.spec.unique_id)
+        if entry is not None and entry.state == "pending":
+            done = step.task.complete()
+            progress.step_state(step.spec, "cached" if done else "skipped", "" if done else "a requirement failed")
+    return bool(result.scheduling_succeeded) and all(
+        progress.steps[s.spec.unique_id].state in ("cached", "succeeded") for s in steps
+    )

@@ -1,0 +1,143 @@
+"""Plan: resolve every step of a pipeline and check it, before anything runs or is submitted.
+
+The plan is pure apart from reading the cache: it walks the gokart graph, resolves each step's
+declaration against the settings, asks the platform profile where each step would run, and
+collects **every** problem in the graph (unknown classes, impossible placements, a local cache
+for a remote run) so they can be reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gokart_k8s.settings import Settings
+from gokart_k8s.steps import Step, collect
+
+
+@dataclass
+class PlanRow:
+    step: Step
+    cached: bool
+    placement: str
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        spec = self.step.spec
+        return {
+            "family": spec.family,
+            "module": spec.module,
+            "unique_id": spec.unique_id,
+            "task_id": spec.task_id,
+            "resource_class": spec.resource_class.as_dict(),
+            "eviction": spec.eviction.value,
+            "max_runtime_seconds": spec.max_runtime_seconds,
+            "cached": self.cached,
+            "placement": self.placement,
+            "requires": list(spec.requires),
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    backend: str
+    workspace: str
+    rows: list[PlanRow]
+    problems: list[str]
+
+    @property
+    def steps(self) -> list[Step]:
+        return [r.step for r in self.rows]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.settings.platform,
+            "backend": self.backend,
+            "workspace": self.workspace,
+            "image": self.settings.image,
+            "steps": [r.as_dict() for r in self.rows],
+            "problems": self.problems,
+            "ok": self.ok,
+        }
+
+    def table(self) -> str:
+        header = ("STEP", "UNIQUE ID", "RESOURCE CLASS", "EVICTION", "CACHED", "PLACEMENT")
+        rows = [header]
+        for r in self.rows:
+            spec = r.step.spec
+            rc = spec.resource_class
+            rows.append(
+                (
+                    spec.family,
+                    spec.unique_id[:12],
+                    f"{rc.name or 'one-off'} ({rc.describe()})",
+                    spec.eviction.value,
+                    "yes" if r.cached else "no",
+                    r.placement,
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.append(
+            f"{len(self.rows)} steps, {sum(r.cached for r in self.rows)} cached · platform {self.settings.platform}"
+            f" · backend {self.backend} · cache {self.workspace}"
+        )
+        return "\n".join(lines)
+
+
+REMOTE_BACKENDS = ("kubernetes",)
+CLUSTER_BACKENDS = ("kubernetes", "local-cluster")
+
+
+def make_plan(
+    roots: Sequence[Any],
+    settings: Settings,
+    *,
+    backend: str = "inline",
+    workspace: str,
+    check_cache: bool = True,
+) -> Plan:
+    """Resolve and check every step under ``roots``; never raises for a problem, collects it."""
+    from gokart_k8s.platforms import get_profile
+
+    steps, problems = collect(roots, settings)
+    profile = get_profile(settings)
+    complete: set[str] = set()
+    if check_cache:
+        try:
+            from gokart_k8s.workspace import find_complete
+
+            complete = find_complete([s.task for s in steps])
+        except Exception as exc:  # a cache problem is a plan problem, reported with the rest
+            problems.append(f"cannot read the cache at {workspace}: {exc}")
+    if backend in REMOTE_BACKENDS:
+        from gokart_k8s.workspace import is_remote
+
+        if not is_remote(workspace):
+            problems.append(
+                f"the cache is the local directory {workspace!r}, but steps would run in pods on the "
+                "cluster, whose outputs vanish with the pod. Set [TaskOnKart] workspace_directory = "
+                "gs://<bucket>/<prefix> in luigi.cfg (or run with --backend local-cluster / inline)."
+            )
+        if not settings.image:
+            problems.append(
+                "no container image is set for the step Jobs. Set [gokart_k8s] image = <registry>/<image>:<tag> "
+                "in luigi.cfg, GOKART_K8S_IMAGE, or pass --image."
+            )
+    rows: list[PlanRow] = []
+    for step in steps:
+        step_problems = list(profile.check(step.spec))
+        if step_problems:
+            placement = "impossible"
+        else:
+            placement = profile.place(step.spec).describe()
+        problems.extend(step_problems)
+        rows.append(PlanRow(step=step, cached=step.task.task_id in complete, placement=placement, problems=step_problems))
+    return Plan(settings=settings, backend=backend, workspace=workspace, rows=rows, problems=problems)

@@ -1,0 +1,168 @@
+"""Progress of a run: a live line on a terminal, plain lines elsewhere, a summary at the end.
+
+Every backend reports the same step states through :meth:`ProgressDisplay.step_state`, so the
+inline run, the rehearsal and a cluster run look alike.
+
+States: ``cached`` (already in the cache, not run), ``pending``, ``submitted``, ``running``,
+``evicted`` (will resume), ``succeeded``, ``failed``, ``skipped`` (a requirement failed).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO
+
+from gokart_k8s.steps import StepSpec
+
+DONE_STATES = frozenset({"cached", "succeeded", "failed", "skipped"})
+
+
+@dataclass
+class StepProgress:
+    spec: StepSpec
+    state: str = "pending"
+    detail: str = ""
+    started: float | None = None
+    finished: float | None = None
+    evictions: int = 0
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.monotonic()) - self.started
+
+
+class ProgressDisplay:
+    """Collects step states; draws them live on a TTY and as plain lines otherwise."""
+
+    def __init__(self, specs: Iterable[StepSpec], *, stream: IO[str] | None = None, live: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.steps: dict[str, StepProgress] = {s.unique_id: StepProgress(s) for s in specs}
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._last_draw = 0.0
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- the sink every backend calls -------------------------------------------------------
+    def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None:
+        with self._lock:
+            entry = self.steps.setdefault(spec.unique_id, StepProgress(spec))
+            if state == entry.state and detail == entry.detail:
+                return
+            now = time.monotonic()
+            if state in ("running", "submitted") and entry.started is None:
+                entry.started = now
+            if state == "evicted":
+                entry.evictions += 1
+            if state in DONE_STATES:
+                entry.finished = now
+            entry.state = state
+            entry.detail = detail
+            entry.history.append(state)
+            if self.live:
+                self._draw(force=True)
+            else:
+                extra = f"  {detail}" if detail else ""
+                self.stream.write(f"{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
+                self.stream.flush()
+
+    def log(self, text: str) -> None:
+        """A line of output from a step (pod logs), kept apart from the status line."""
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K")
+            self.stream.write(text.rstrip("\n") + "\n")
+            if self.live:
+                self._draw(force=True)
+            self.stream.flush()
+
+    # -- drawing ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        out = {"done": 0, "running": 0, "pending": 0, "failed": 0}
+        for entry in self.steps.values():
+            if entry.state in ("cached", "succeeded"):
+                out["done"] += 1
+            elif entry.state in ("failed", "skipped"):
+                out["failed"] += 1
+            elif entry.state in ("running", "submitted", "evicted"):
+                out["running"] += 1
+            else:
+                out["pending"] += 1
+        return out
+
+    def _elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+    def status_line(self) -> str:
+        c = self.counts()
+        total = len(self.steps)
+        width = 20
+        filled = int(width * c["done"] / total) if total else width
+        bar = "#" * filled + "-" * (width - filled)
+        running = [e.spec.family for e in self.steps.values() if e.state in ("running", "submitted", "evicted")]
+        names = ", ".join(running[:3]) + ("…" if len(running) > 3 else "")
+        failed = f" · {c['failed']} failed" if c["failed"] else ""
+        return (
+            f"[{bar}] {c['done']}/{total} done · {c['running']} running · {c['pending']} pending{failed}"
+            f" · {self._elapsed()}" + (f" · {names}" if names else "")
+        )
+
+    def _draw(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        self.stream.write("\r\033[K" + self.status_line())
+        self.stream.flush()
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.live:
+            self._ticker = threading.Thread(target=self._tick, name="gokart-k8s-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._draw(force=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+        if self.live:
+            with self._lock:
+                self._draw(force=True)
+                self.stream.write("\n")
+                self.stream.flush()
+
+    # -- summary ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        rows = [("STEP", "STATE", "TIME", "EVICTIONS", "DETAIL")]
+        for entry in self.steps.values():
+            secs = entry.seconds
+            rows.append(
+                (
+                    entry.spec.family,
+                    entry.state,
+                    "-" if secs is None else f"{secs:.1f}s",
+                    str(entry.evictions),
+                    entry.detail,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+        c = self.counts()
+        lines.append(
+            f"{c['done']}/{len(self.steps)} steps done, {c['failed']} failed, in {time.monotonic() - self.started:.1f}s"
+        )
+        return "\n".join(line.rstrip() for line in lines)
