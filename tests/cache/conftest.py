@@ -7,15 +7,12 @@ from pathlib import Path
 
 import luigi
 import pytest
-from google.api_core.retry import Retry
+from cache_support import FAST_RETRY, use_workspace
 
 from gokart_k8s.cache.gcs import GCSFileSystem, install_gcs_filesystem
 from gokart_k8s.testing.gcs import gcs_bucket, gcs_emulator
 
 __all__ = ["gcs_bucket", "gcs_emulator"]
-
-#: Fast backoff so injected faults do not cost the library's 1 s first delay.
-FAST_RETRY = Retry(initial=0.01, maximum=0.1, multiplier=2.0, timeout=30.0)
 
 
 @pytest.fixture
@@ -24,12 +21,6 @@ def gcs_fs(gcs_bucket: str) -> Iterator[GCSFileSystem]:
     fs = GCSFileSystem(retry=FAST_RETRY)
     with install_gcs_filesystem(fs):
         yield fs
-
-
-def use_workspace(workspace: str) -> str:
-    """Make ``workspace`` gokart's default workspace_directory (set before creating tasks)."""
-    luigi.configuration.get_config().set("TaskOnKart", "workspace_directory", workspace)
-    return workspace
 
 
 @pytest.fixture
