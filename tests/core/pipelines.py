@@ -1,0 +1,50 @@
+"""Small gokart pipelines used by the core tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gokart
+import luigi
+
+import gokart_k8s
+
+
+class Source(gokart.TaskOnKart[Any]):
+    """Undecorated: gets the pipeline's default class and tolerance."""
+
+    n: int = luigi.IntParameter(default=3)
+
+    def run(self) -> None:
+        self.dump(list(range(self.n)))
+
+
+@gokart_k8s.job(resources="highmem", eviction="protect")
+class Train(gokart.TaskOnKart[Any]):
+    source: gokart.TaskOnKart[Any] = gokart.TaskInstanceParameter()
+
+    def requires(self) -> gokart.TaskOnKart[Any]:
+        return self.source
+
+    def run(self) -> None:
+        self.dump(sum(self.load()))
+
+
+class TrainSubclass(Train):
+    """Inherits Train's declaration."""
+
+
+@gokart_k8s.job(resources="small")
+class Summarise(gokart.TaskOnKart[Any]):
+    n: int = luigi.IntParameter(default=3)
+
+    def requires(self) -> gokart.TaskOnKart[Any]:
+        return Train(source=Source(n=self.n))
+
+    def run(self) -> None:
+        self.dump(f"total={self.load()}")
+
+
+class Boom(gokart.TaskOnKart[Any]):
+    def run(self) -> None:
+        raise RuntimeError("the step's own code failed")
