@@ -42,8 +42,12 @@ def _tasks(steps: int) -> list[luigi.Task]:
     return [*(Cached(i=i) for i in range(steps - pairs)), *(CachedPair(i=i) for i in range(pairs))]
 
 
+def _outputs(task: luigi.Task) -> list[Any]:
+    return list(luigi.task.flatten(task.output()))  # type: ignore[no-untyped-call]
+
+
 def _populate(fs: GCSFileSystem, tasks: list[luigi.Task]) -> None:
-    paths = [t.path() for task in tasks for t in luigi.task.flatten(task.output())]
+    paths = [t.path() for task in tasks for t in _outputs(task)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: fs.put_string(b"cached", p), paths))
 
@@ -69,11 +73,11 @@ def main() -> None:
         os.environ["STORAGE_EMULATOR_HOST"] = server.url
         direct = GCSFileSystem()
         tasks = _tasks(args.steps)
-        outputs = sum(len(luigi.task.flatten(t.output())) for t in tasks)
+        outputs = sum(len(_outputs(t)) for t in tasks)
         _populate(direct, tasks)
 
         def per_task() -> None:
-            assert all(t.complete() for t in tasks)
+            assert all(t.complete() for t in tasks)  # type: ignore[no-untyped-call]
 
         def batched() -> None:
             assert len(find_complete(tasks)) == len(tasks)

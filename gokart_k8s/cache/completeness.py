@@ -21,17 +21,19 @@ output that is not a file target. Listings are strongly consistent on GCS
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import gokart
 import gokart.target
 import luigi
 import luigi.target
-from luigi.task import flatten
+from luigi.task import flatten as _flatten
 
 __all__ = ["find_complete"]
 
+# luigi ships py.typed but leaves these untyped; give them the types they have.
+flatten: Callable[[object], list[object]] = _flatten
 _GOKART_COMPLETE = gokart.TaskOnKart.complete
 _LUIGI_COMPLETE = luigi.Task.complete
 
@@ -49,7 +51,7 @@ def find_complete(tasks: Iterable[luigi.Task], *, max_workers: int = 8) -> set[l
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         listed = dict(zip(directories, pool.map(_list_directory, directories), strict=True))
         checked = dict(
-            zip(fallbacks, pool.map(lambda tid: bool(unique[tid].complete()), fallbacks), strict=True)
+            zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True)
         )
 
     complete: set[luigi.Task] = set()
@@ -65,6 +67,11 @@ def find_complete(tasks: Iterable[luigi.Task], *, max_workers: int = 8) -> set[l
     return complete
 
 
+def _call_complete(task: luigi.Task) -> bool:
+    complete: Callable[[], object] = task.complete
+    return bool(complete())
+
+
 def _output_paths(task: luigi.Task) -> list[str] | None:
     """The output paths to test, or None when only ``task.complete()`` gives the right answer."""
     complete = type(task).complete
@@ -75,7 +82,8 @@ def _output_paths(task: luigi.Task) -> list[str] | None:
     ):
         return None
     paths: list[str] = []
-    for target in flatten(task.output()):
+    output: Callable[[], object] = task.output
+    for target in flatten(output()):
         if isinstance(target, gokart.target.TargetOnKart):
             path = target.path()
         elif isinstance(target, luigi.target.FileSystemTarget):
