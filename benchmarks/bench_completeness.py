@@ -27,11 +27,11 @@ from gokart_k8s.testing.gcs import FakeGCSServer, FaultProxy
 
 
 class Cached(gokart.TaskOnKart[int]):
-    i: int = luigi.IntParameter()
+    i: int = luigi.IntParameter()  # type: ignore[assignment]
 
 
 class CachedPair(gokart.TaskOnKart[int]):
-    i: int = luigi.IntParameter()
+    i: int = luigi.IntParameter()  # type: ignore[assignment]
 
     def output(self) -> Any:
         return {"a": self.make_target("pair/a.pkl"), "b": self.make_target("pair/b.pkl")}
@@ -40,6 +40,10 @@ class CachedPair(gokart.TaskOnKart[int]):
 def _tasks(steps: int) -> list[luigi.Task]:
     pairs = steps // 4
     return [*(Cached(i=i) for i in range(steps - pairs)), *(CachedPair(i=i) for i in range(pairs))]
+
+
+def _config() -> Any:
+    return luigi.configuration.get_config()  # type: ignore[no-untyped-call]
 
 
 def _outputs(task: luigi.Task) -> list[Any]:
@@ -65,11 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
-    luigi.configuration.get_config().set("TaskOnKart", "local_temporary_directory", tempfile.mkdtemp())
+    _config().set("TaskOnKart", "local_temporary_directory", tempfile.mkdtemp())
 
     with FakeGCSServer() as server, FaultProxy(server.url) as proxy:
         bucket = server.create_bucket()
-        luigi.configuration.get_config().set("TaskOnKart", "workspace_directory", f"gs://{bucket}/ws")
+        _config().set("TaskOnKart", "workspace_directory", f"gs://{bucket}/ws")
         os.environ["STORAGE_EMULATOR_HOST"] = server.url
         direct = GCSFileSystem()
         tasks = _tasks(args.steps)
