@@ -31,7 +31,8 @@ def prepare(path: str) -> None:
     filesystem at gokart's seam and check bucket, credentials and permission (a preflight), so a
     problem surfaces now rather than in the middle of a run."""
     if path.startswith("gs://"):
-        from gokart_k8s.cache import install_gcs_filesystem, preflight_cache
+        from gokart_k8s.cache.gcs import install_gcs_filesystem
+        from gokart_k8s.cache.preflight import preflight_cache
 
         install_gcs_filesystem()
         preflight_cache(path)
@@ -39,6 +40,6 @@ def prepare(path: str) -> None:
 
 def find_complete(tasks: list[Any]) -> set[str]:
     """task_ids of the tasks whose outputs are all in the cache, checked in one batch."""
-    from gokart_k8s.cache import find_complete as batch
+    from gokart_k8s.cache.completeness import find_complete as batch
 
     return {t.task_id for t in batch(tasks)}
