@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    if command not in ("plan", "run", "render") and rest:
+    if command in ("step", "config") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(handler(args, rest) or 0)
