@@ -1,0 +1,548 @@
+"""Outcomes: what a step's Job and pods say happened, and what the user should change.
+
+Pure functions over the plain camelCase dicts the Kubernetes API returns (no client objects, no
+I/O), so every rule is a row of a table and every row has a test.
+
+Two levels:
+
+:func:`classify_pod`
+    One pod, on its own. The driver calls it on every pod that ends, to count evictions: with the
+    Job's ``podFailurePolicy`` rule ``Ignore`` on ``DisruptionTarget`` (and on exit 143) the Job
+    controller replaces an evicted pod without spending ``backoffLimit``
+    (https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy), so the Job
+    itself never reports the eviction -- only the pod does.
+
+:func:`classify`
+    The Job together with its pods: succeeded, failed for a reason (blaming the pod that decided
+    it), or still pending/running (with the reason a pod waits: unschedulable, image pull).
+
+How a pod ends, first matching row wins (``_POD_RULES``):
+
+===============================  ==================  =============================================
+evidence                         kind                why
+===============================  ==================  =============================================
+condition DisruptionTarget=True  evicted             eviction API, scheduler preemption, kubelet
+                                                     node shutdown, taint manager, pod GC
+status.reason Shutdown, ...      evicted             GKE graceful node shutdown (flyte treats the
+                                                     same reasons as system-retryable)
+deleted before it finished       evicted             node lost, pod deleted by someone else
+exit 143                         evicted             the step saved a checkpoint after SIGTERM
+OOMKilled or exit 137            out_of_memory       container memory limit (no DisruptionTarget)
+exit 42                          user_error          the step's own code raised
+exit 43                          code_skew           the image computes another unique id
+any other non-zero exit          failed              crash, signal
+===============================  ==================  =============================================
+
+DisruptionTarget is checked first because a disrupted pod that ignores SIGTERM is SIGKILLed after
+its grace period and exits 137 -- an eviction, not a lack of memory
+(https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from gokart_k8s.conventions import (
+    EXIT_CODE_SKEW,
+    EXIT_EVICTED,
+    EXIT_USER_ERROR,
+    LABEL_RESOURCE_CLASS,
+    LABEL_STEP,
+)
+from gokart_k8s.errors import QuantityError
+from gokart_k8s.resources import BUILTIN_CLASSES, format_bytes, parse_quantity
+
+__all__ = [
+    "DISRUPTION_REASONS",
+    "NODE_SHUTDOWN_REASONS",
+    "Outcome",
+    "OutcomeKind",
+    "classify",
+    "classify_pod",
+]
+
+
+class OutcomeKind(str, enum.Enum):
+    """What happened to a step (or one of its pods)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    EVICTED = "evicted"
+    OUT_OF_MEMORY = "out_of_memory"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    IMAGE_PULL_FAILED = "image_pull_failed"
+    UNSCHEDULABLE = "unschedulable"
+    USER_ERROR = "user_error"
+    CODE_SKEW = "code_skew"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: ``DisruptionTarget`` reasons (k8s.io/api core/v1 types.go). Any reason counts as an eviction;
+#: the list documents what we expect (https://kubernetes.io/docs/concepts/workloads/pods/disruptions/).
+DISRUPTION_REASONS = frozenset(
+    {
+        "EvictionByEvictionAPI",
+        "PreemptionByScheduler",
+        "TerminationByKubelet",
+        "DeletionByTaintManager",
+        "DeletionByPodGC",
+    }
+)
+
+#: ``status.reason`` of pods ended by a node going away. GKE sets Shutdown/NodeShutdown/Terminated
+#: on graceful node shutdown (Spot preemption), see
+#: https://cloud.google.com/kubernetes-engine/docs/how-to/preemptible-vms#graceful-shutdown ;
+#: ``Evicted`` is the kubelet's node-pressure eviction
+#: (https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/), ``NodeLost``
+#: the node controller's. flyte classes the same reasons as system-retryable.
+NODE_SHUTDOWN_REASONS = frozenset({"Shutdown", "NodeShutdown", "Terminated", "Evicted", "NodeLost"})
+
+#: Waiting reasons of a container whose image cannot be pulled. ErrImagePull is the first failed
+#: attempt (may be a registry hiccup); the kubelet then backs off (ImagePullBackOff), which we treat
+#: as final. https://kubernetes.io/docs/concepts/containers/images/#imagepullbackoff
+_IMAGE_PULL_FINAL = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+_IMAGE_PULL_TRANSIENT = frozenset({"ErrImagePull"})
+
+_EXIT_OOM = 137  # 128 + SIGKILL: what the runtime reports when the OOM killer ends the process
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened, in a form the driver can act on and the user can read."""
+
+    kind: OutcomeKind
+    #: The Kubernetes reason that decided it (``EvictionByEvictionAPI``, ``OOMKilled``, ``exit 42``).
+    reason: str = ""
+    #: True when nothing more will happen without the driver acting (Job finished, image pull gave up).
+    final: bool = False
+    exit_code: int | None = None
+    #: The pod the outcome is about, if any.
+    pod: str | None = None
+    #: What happened, one sentence naming the step.
+    message: str = ""
+    #: What to change.
+    advice: str = ""
+    #: For unschedulable pods: seconds since the scheduler first refused it (None if unknown).
+    waiting_seconds: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.final and self.kind is not OutcomeKind.SUCCEEDED
+
+
+# --- facts extracted from a pod -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PodFacts:
+    name: str
+    phase: str
+    status_reason: str
+    disruption_reason: str | None
+    exit_code: int | None
+    terminated_reason: str
+    waiting_reason: str
+    waiting_message: str
+    unschedulable_since: str | None
+    unschedulable_message: str
+    deleted: bool
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+
+def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((obj.get("status") or {}).get("conditions") or [])
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for cond in _conditions(obj):
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _pod_facts(pod: Mapping[str, Any], *, deleted: bool) -> _PodFacts:
+    status = pod.get("status") or {}
+    disruption = _condition(pod, "DisruptionTarget")
+    exit_code: int | None = None
+    terminated_reason = ""
+    waiting_reason = ""
+    waiting_message = ""
+    # The first container that ended non-zero decides (init containers first, as the kubelet runs
+    # them); otherwise the first container that ended at all.
+    statuses = list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+    ended: list[Mapping[str, Any]] = []
+    for cs in statuses:
+        state = cs.get("state") or {}
+        if state.get("terminated"):
+            ended.append(state["terminated"])
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") and not waiting_reason:
+            waiting_reason = str(waiting["reason"])
+            waiting_message = str(waiting.get("message") or "")
+    failing = [t for t in ended if t.get("exitCode")]
+    chosen = failing[0] if failing else (ended[0] if ended else None)
+    if chosen is not None:
+        exit_code = int(chosen.get("exitCode") or 0)
+        terminated_reason = str(chosen.get("reason") or "")
+    # PodScheduled=False/Unschedulable: "" when the API gave no lastTransitionTime.
+    unschedulable_since: str | None = None
+    unschedulable_message = ""
+    for cond in _conditions(pod):
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            unschedulable_since = str(cond.get("lastTransitionTime") or "")
+            unschedulable_message = str(cond.get("message") or "")
+    return _PodFacts(
+        name=str((pod.get("metadata") or {}).get("name") or ""),
+        phase=str(status.get("phase") or "Pending"),
+        status_reason=str(status.get("reason") or ""),
+        disruption_reason=None if disruption is None else str(disruption.get("reason") or "DisruptionTarget"),
+        exit_code=exit_code,
+        terminated_reason=terminated_reason,
+        waiting_reason=waiting_reason,
+        waiting_message=waiting_message,
+        unschedulable_since=unschedulable_since,
+        unschedulable_message=unschedulable_message,
+        deleted=deleted,
+    )
+
+
+# --- the table of how a pod ended -----------------------------------------------------------
+
+_Rule = tuple[str, Callable[[_PodFacts], "str | None"], OutcomeKind]
+
+
+def _by_disruption(f: _PodFacts) -> str | None:
+    return f.disruption_reason
+
+
+def _by_node_shutdown(f: _PodFacts) -> str | None:
+    return f.status_reason if f.status_reason in NODE_SHUTDOWN_REASONS else None
+
+
+def _by_deletion(f: _PodFacts) -> str | None:
+    # A pod that vanished before it finished (node lost, deleted by hand or by GC without a
+    # DisruptionTarget condition): nothing the step did, so it is an eviction.
+    return "PodDeleted" if f.deleted and not f.terminal else None
+
+
+def _by_exit(code: int) -> Callable[[_PodFacts], str | None]:
+    def rule(f: _PodFacts) -> str | None:
+        return f"exit {code}" if f.exit_code == code else None
+
+    return rule
+
+
+def _by_oom(f: _PodFacts) -> str | None:
+    if f.terminated_reason == "OOMKilled":
+        return "OOMKilled"
+    return f"exit {_EXIT_OOM}" if f.exit_code == _EXIT_OOM else None
+
+
+def _by_other_exit(f: _PodFacts) -> str | None:
+    if f.phase == "Failed" or (f.exit_code not in (None, 0)):
+        reason = f.terminated_reason or f.status_reason or "Error"
+        return f"{reason}, exit {f.exit_code}" if f.exit_code is not None else reason
+    return None
+
+
+#: How a pod ended: the first matching row wins (see the module docstring for the table).
+_POD_RULES: tuple[_Rule, ...] = (
+    ("DisruptionTarget condition", _by_disruption, OutcomeKind.EVICTED),
+    ("node shutdown status reason", _by_node_shutdown, OutcomeKind.EVICTED),
+    ("deleted before it finished", _by_deletion, OutcomeKind.EVICTED),
+    ("SIGTERM handled (checkpoint saved)", _by_exit(EXIT_EVICTED), OutcomeKind.EVICTED),
+    ("out of memory", _by_oom, OutcomeKind.OUT_OF_MEMORY),
+    ("user error", _by_exit(EXIT_USER_ERROR), OutcomeKind.USER_ERROR),
+    ("code skew", _by_exit(EXIT_CODE_SKEW), OutcomeKind.CODE_SKEW),
+    ("other failure", _by_other_exit, OutcomeKind.FAILED),
+)
+
+
+# --- context for messages -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _JobContext:
+    step: str
+    resource_class: str
+    memory: str
+    image: str
+    node_selector: Mapping[str, str]
+    tolerations: Sequence[Mapping[str, Any]]
+    requests: Mapping[str, str]
+    deadline: int | None
+
+
+def _job_context(job: Mapping[str, Any] | None) -> _JobContext:
+    job = job or {}
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    spec = job.get("spec") or {}
+    pod_spec = ((spec.get("template") or {}).get("spec")) or {}
+    containers = pod_spec.get("containers") or [{}]
+    main = containers[0]
+    resources = main.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    return _JobContext(
+        step=str(labels.get(LABEL_STEP) or meta.get("name") or "?"),
+        resource_class=str(labels.get(LABEL_RESOURCE_CLASS) or ""),
+        memory=str(limits.get("memory") or requests.get("memory") or ""),
+        image=str(main.get("image") or ""),
+        node_selector=dict(pod_spec.get("nodeSelector") or {}),
+        tolerations=list(pod_spec.get("tolerations") or []),
+        requests={str(k): str(v) for k, v in requests.items()},
+        deadline=spec.get("activeDeadlineSeconds"),
+    )
+
+
+def _bigger_class(memory: str) -> str | None:
+    """A built-in class with more memory than ``memory`` to name in OOM advice.
+
+    Among the bigger classes, the one with the most memory per core: a step that ran out of memory
+    needs memory, not cores.
+    """
+    try:
+        have = parse_quantity(memory)
+    except QuantityError:
+        return None
+    bigger = [
+        (rc.memory_bytes / rc.cpu_cores, name)
+        for name, rc in BUILTIN_CLASSES.items()
+        if rc.memory_bytes > have and not rc.gpu
+    ]
+    return max(bigger)[1] if bigger else None
+
+
+def _pretty_memory(memory: str) -> str:
+    try:
+        return format_bytes(Decimal(parse_quantity(memory)))
+    except QuantityError:
+        return memory
+
+
+def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_tail: Sequence[str]) -> tuple[str, str]:
+    """(message, advice) for a failure of ``kind``; every message names the step."""
+    step = ctx.step
+    rc = ctx.resource_class or "one-off"
+    code = None if facts is None else facts.exit_code
+    if kind is OutcomeKind.OUT_OF_MEMORY:
+        mem = _pretty_memory(ctx.memory) if ctx.memory else "its memory limit"
+        bigger = _bigger_class(ctx.memory) if ctx.memory else None
+        example = f" (e.g. {bigger!r})" if bigger else ""
+        where = (
+            f"or raise memory for {rc!r} in luigi.cfg ([gokart_k8s.resources.{rc}] memory = ...)"
+            if ctx.resource_class
+            else "or raise memory= in the step's @gokart_k8s.job(resources=...)"
+        )
+        return (
+            f"Step {step} ran out of memory on resource class {rc!r} ({mem}).",
+            f"Use a bigger class{example}, {where}.",
+        )
+    if kind is OutcomeKind.USER_ERROR:
+        tail = "\n".join(f"    {line}" for line in log_tail)
+        shown = f" Last lines of its log:\n{tail}\n" if tail else " "
+        return (
+            f"Step {step} failed: its code raised an error (exit {EXIT_USER_ERROR}).{shown}".rstrip(),
+            "Fix the error in the step's code; it was not retried because the same code on the same input "
+            "fails again. `gokart-k8s run TASK --backend inline` reproduces it on this machine.",
+        )
+    if kind is OutcomeKind.CODE_SKEW:
+        return (
+            f"Step {step} refused to run: the code in image {ctx.image!r} computes another unique id "
+            f"than this checkout (exit {EXIT_CODE_SKEW}).",
+            "Rebuild and push the image from this checkout (or point image= at the one built from it), so "
+            "the pod and the driver agree on the step's parameters and cache key.",
+        )
+    if kind is OutcomeKind.DEADLINE_EXCEEDED:
+        limit = f" ({ctx.deadline} s, the Job's activeDeadlineSeconds)" if ctx.deadline else ""
+        return (
+            f"Step {step} ran longer than its max_runtime{limit} and was stopped.",
+            "Raise max_runtime= in the step's @gokart_k8s.job(...) or max_runtime_seconds in [gokart_k8s] of "
+            "luigi.cfg, or make the step save checkpoints so a rerun starts where it stopped.",
+        )
+    if kind is OutcomeKind.IMAGE_PULL_FAILED:
+        reason = facts.waiting_reason if facts else "ImagePullBackOff"
+        said = f": {facts.waiting_message}" if facts and facts.waiting_message else ""
+        return (
+            f"Step {step} cannot start: the image {ctx.image!r} cannot be pulled ({reason}{said}).",
+            "Check the image name and tag exist (set image= or GOKART_K8S_IMAGE), and that the pods' service "
+            "account has a pull secret or registry access (Workload Identity / Artifact Registry reader).",
+        )
+    if kind is OutcomeKind.UNSCHEDULABLE:
+        selectors = ", ".join(f"{k}={v}" for k, v in sorted(ctx.node_selector.items())) or "none"
+        tols = ", ".join(
+            f"{t.get('key', '*')}{'=' + str(t['value']) if t.get('value') else ''}:{t.get('effect', 'any')}"
+            for t in ctx.tolerations
+        )
+        requests = ", ".join(f"{k}={v}" for k, v in sorted(ctx.requests.items())) or "none"
+        with_tols = f" with tolerations [{tols}]" if tols else ""
+        said = f" The scheduler said: {facts.unschedulable_message}" if facts and facts.unschedulable_message else ""
+        return (
+            f"Step {step} cannot be scheduled: no node matches node selectors [{selectors}]"
+            f"{with_tols} and has room for requests [{requests}].{said}",
+            f"Check that a node pool carries these labels (and its taints are tolerated) and has nodes big "
+            f"enough for resource class {rc!r} (see the platform profile's pools; an autoscaled pool may be "
+            f"at its maximum), or choose a smaller class.",
+        )
+    if kind is OutcomeKind.EVICTED:
+        reason = (facts.disruption_reason or facts.status_reason or "evicted") if facts else "evicted"
+        return (
+            f"Step {step} was evicted ({reason}).",
+            "Evictions are retried without spending the step's retry budget; if it keeps happening, "
+            "set eviction='protect' for the step or spot = false for its resource class.",
+        )
+    what = f"exit code {code}" if code is not None else (facts.status_reason if facts else "") or "an error"
+    return (
+        f"Step {step} failed with {what}"
+        + (f" ({facts.terminated_reason})" if facts and facts.terminated_reason else "")
+        + ".",
+        "Read the step's log above. Crashes outside the step's own code (signals, node trouble) are retried "
+        "backoff_limit times before the step fails.",
+    )
+
+
+# --- public functions -----------------------------------------------------------------------
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def classify_pod(
+    pod: Mapping[str, Any],
+    *,
+    job: Mapping[str, Any] | None = None,
+    deleted: bool = False,
+    log_tail: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Outcome:
+    """How one pod ended, or why it is still waiting; ``deleted`` if the API reported it deleted.
+
+    ``job`` (the pod's Job) is only used to name the step, class and image in messages.
+    """
+    facts = _pod_facts(pod, deleted=deleted)
+    ctx = _job_context(job)
+    if facts.phase == "Succeeded" and not deleted:
+        return Outcome(OutcomeKind.SUCCEEDED, "Succeeded", final=True, exit_code=0, pod=facts.name)
+    if facts.terminal or deleted or facts.disruption_reason:
+        for _name, rule, kind in _POD_RULES:
+            reason = rule(facts)
+            if reason is None:
+                continue
+            message, advice = _advice(kind, facts, ctx, log_tail)
+            return Outcome(
+                kind,
+                reason,
+                final=facts.terminal or deleted,
+                exit_code=facts.exit_code,
+                pod=facts.name,
+                message=message,
+                advice=advice,
+            )
+        if facts.phase == "Succeeded":
+            return Outcome(OutcomeKind.SUCCEEDED, "Succeeded", final=True, exit_code=0, pod=facts.name)
+    if facts.waiting_reason in _IMAGE_PULL_FINAL | _IMAGE_PULL_TRANSIENT:
+        message, advice = _advice(OutcomeKind.IMAGE_PULL_FAILED, facts, ctx, log_tail)
+        return Outcome(
+            OutcomeKind.IMAGE_PULL_FAILED,
+            facts.waiting_reason,
+            final=facts.waiting_reason in _IMAGE_PULL_FINAL,
+            pod=facts.name,
+            message=message,
+            advice=advice,
+        )
+    if facts.unschedulable_since is not None:
+        since = _parse_time(facts.unschedulable_since)
+        waited = None
+        if since is not None:
+            waited = max(0.0, ((now or datetime.now(timezone.utc)) - since).total_seconds())
+        message, advice = _advice(OutcomeKind.UNSCHEDULABLE, facts, ctx, log_tail)
+        return Outcome(
+            OutcomeKind.UNSCHEDULABLE,
+            "Unschedulable",
+            pod=facts.name,
+            message=message,
+            advice=advice,
+            waiting_seconds=waited,
+        )
+    if facts.phase == "Running":
+        return Outcome(OutcomeKind.RUNNING, "Running", pod=facts.name)
+    return Outcome(OutcomeKind.PENDING, facts.waiting_reason or facts.phase, pod=facts.name)
+
+
+def _created(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def classify(
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    *,
+    log_tail: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Outcome:
+    """The step's outcome from its Job and the Job's pods (any order; deleted pods left out).
+
+    Terminal Job conditions decide; since Kubernetes 1.31 ``FailureTarget`` and
+    ``SuccessCriteriaMet`` come before ``Failed``/``Complete`` (which wait for every pod to stop),
+    so both are read to decide early
+    (https://kubernetes.io/docs/concepts/workloads/controllers/job/#termination-of-job-pods).
+    """
+    ctx = _job_context(job)
+    ordered = sorted(pods, key=_created)
+    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+        return Outcome(OutcomeKind.SUCCEEDED, "Complete", final=True, exit_code=0)
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed is not None:
+        reason = str(failed.get("reason") or "Failed")
+        if reason == "DeadlineExceeded":
+            message, advice = _advice(OutcomeKind.DEADLINE_EXCEEDED, None, ctx, log_tail)
+            return Outcome(OutcomeKind.DEADLINE_EXCEEDED, reason, final=True, message=message, advice=advice)
+        # Blame the pod that decided it: the latest one that failed for a reason of its own
+        # (not an eviction, which the podFailurePolicy ignores), else the latest failed pod.
+        outcomes = [classify_pod(p, job=job, log_tail=log_tail, now=now) for p in ordered]
+        ended = [o for o in outcomes if o.final and o.kind is not OutcomeKind.SUCCEEDED]
+        own = [o for o in ended if o.kind is not OutcomeKind.EVICTED]
+        if not ended:
+            message = f"Step {ctx.step} failed ({reason}: {failed.get('message') or 'no pod left to inspect'})."
+            return Outcome(
+                OutcomeKind.FAILED,
+                reason,
+                final=True,
+                message=message,
+                advice="Run `kubectl describe job` on the step's Job for the controller's events.",
+            )
+        blamed = (own or ended)[-1]
+        return replace(blamed, final=True, reason=f"{reason}: {blamed.reason}")
+    live = [classify_pod(p, job=job, log_tail=log_tail, now=now) for p in ordered if not _is_terminal(p)]
+    for kind in (OutcomeKind.IMAGE_PULL_FAILED, OutcomeKind.UNSCHEDULABLE, OutcomeKind.RUNNING):
+        for outcome in live:
+            if outcome.kind is kind:
+                return outcome
+    return Outcome(OutcomeKind.PENDING, "Pending")
+
+
+def _is_terminal(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
