@@ -48,16 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show every step: class, eviction tolerance, cache, placement")
     plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
-    plan.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="kubernetes",
-                      help="check the plan for this backend (default: kubernetes)")
+    plan.add_argument(
+        "--backend",
+        choices=("inline", "local-cluster", "kubernetes"),
+        default="kubernetes",
+        help="check the plan for this backend (default: kubernetes)",
+    )
     _common(plan)
 
     run = sub.add_parser("run", help="run the pipeline")
     run.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="inline")
     run.add_argument("--workers", type=int, default=1, help="inline backend: luigi workers")
     run.add_argument("--run-id", help="run id label of the step Jobs (default: time based)")
-    run.add_argument("--on-interrupt", choices=("ask", "delete", "keep"), default="ask",
-                     help="what Ctrl-C does to in-flight Jobs")
+    run.add_argument(
+        "--on-interrupt", choices=("ask", "delete", "keep"), default="ask", help="what Ctrl-C does to in-flight Jobs"
+    )
     run.add_argument("--chaos", action="store_true", help="local-cluster: evict and preempt pods at random")
     run.add_argument("--chaos-seed", type=int, default=None, help="local-cluster: chaos random seed")
     run.add_argument("--chaos-rate", type=float, default=None, help="local-cluster: chaos rate (see docs)")
@@ -151,7 +156,12 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     settings = plan.settings
     env = {WORKSPACE_ENV: plan.workspace}
     paths = render_steps(
-        [s.spec for s in plan.steps], settings, run_id=args.run_id, image=settings.image or "", out_dir=args.output_dir, env=env
+        [s.spec for s in plan.steps],
+        settings,
+        run_id=args.run_id,
+        image=settings.image or "",
+        out_dir=args.output_dir,
+        env=env,
     )
     for path in paths:
         print(path)
@@ -215,8 +225,17 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
         api = KubernetesCluster.from_kubeconfig(settings)
         api.check_access(settings.namespace)
         report = run_steps(
-            plan.steps, settings, api, run_id=run_id, image=settings.image or "", env=env, profile=profile,
-            progress=progress, log_sink=log_sink, on_interrupt=args.on_interrupt, is_complete=complete,
+            plan.steps,
+            settings,
+            api,
+            run_id=run_id,
+            image=settings.image or "",
+            env=env,
+            profile=profile,
+            progress=progress,
+            log_sink=log_sink,
+            on_interrupt=args.on_interrupt,
+            is_complete=complete,
         )
         return bool(report.ok)
 
@@ -237,11 +256,22 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
         progress.log(f"local cluster at {cluster.url} with pools: {', '.join(p.name for p in profile.pools())}")
         api = KubernetesCluster.from_url(cluster.url, settings)
         report = run_steps(
-            plan.steps, settings, api, run_id=run_id, image=settings.image or "local/rehearsal:latest", env=env,
-            profile=profile, progress=progress, log_sink=log_sink, on_interrupt="delete", is_complete=complete,
+            plan.steps,
+            settings,
+            api,
+            run_id=run_id,
+            image=settings.image or "local/rehearsal:latest",
+            env=env,
+            profile=profile,
+            progress=progress,
+            log_sink=log_sink,
+            on_interrupt="delete",
+            is_complete=complete,
         )
         if chaos is not None:
-            progress.log(f"chaos: {len(cluster.chaos_log)} disruption(s): " + "; ".join(str(e) for e in cluster.chaos_log))
+            progress.log(
+                f"chaos: {len(cluster.chaos_log)} disruption(s): " + "; ".join(str(e) for e in cluster.chaos_log)
+            )
     return bool(report.ok)
 
 

@@ -110,4 +110,7 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> i
         return _fail(f"step {family} was asked to stop (SIGTERM: eviction or preemption)", EXIT_EVICTED)
     if result.scheduling_succeeded and task.complete():
         return EXIT_OK
-    return _fail(f"step {family} failed: {result.summary_text.strip().splitlines()[-1] if result.summary_text else ''}", EXIT_USER_ERROR)
+    return _fail(
+        f"step {family} failed: {result.summary_text.strip().splitlines()[-1] if result.summary_text else ''}",
+        EXIT_USER_ERROR,
+    )

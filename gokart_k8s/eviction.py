@@ -43,6 +43,4 @@ class Eviction(str, enum.Enum):
             except ValueError:
                 pass
         valid = ", ".join(repr(e.value) for e in cls)
-        raise ValueError(
-            f"{what} must be one of {valid} (or gokart_k8s.Eviction.TOLERATE / .PROTECT), got {value!r}."
-        )
+        raise ValueError(f"{what} must be one of {valid} (or gokart_k8s.Eviction.TOLERATE / .PROTECT), got {value!r}.")

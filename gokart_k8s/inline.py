@@ -29,7 +29,9 @@ def _luigi_events(handlers: dict[Any, Callable[..., None]]) -> Iterator[None]:
             callbacks.get(event, set()).discard(fn)
 
 
-def run_inline(root: Any, steps: list[Step], progress: ProgressDisplay, *, complete: set[str], workers: int = 1) -> bool:
+def run_inline(
+    root: Any, steps: list[Step], progress: ProgressDisplay, *, complete: set[str], workers: int = 1
+) -> bool:
     """Build ``root`` with luigi's local scheduler; report each step to ``progress``."""
     import luigi
 

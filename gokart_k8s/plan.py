@@ -139,5 +139,7 @@ def make_plan(
         else:
             placement = profile.place(step.spec).describe()
         problems.extend(step_problems)
-        rows.append(PlanRow(step=step, cached=step.task.task_id in complete, placement=placement, problems=step_problems))
+        rows.append(
+            PlanRow(step=step, cached=step.task.task_id in complete, placement=placement, problems=step_problems)
+        )
     return Plan(settings=settings, backend=backend, workspace=workspace, rows=rows, problems=problems)

@@ -178,8 +178,7 @@ class Settings:
     pools: tuple[NodePool, ...] = field(
         default=(),
         metadata=_doc(
-            "Node pools from [gokart_k8s.pools.NAME] sections. Empty means the platform profile's "
-            "default pools."
+            "Node pools from [gokart_k8s.pools.NAME] sections. Empty means the platform profile's default pools."
         ),
     )
 
@@ -423,7 +422,9 @@ def load_catalog() -> Catalog:
     config = luigi.configuration.get_config()
     files = config_files()
     classes = {
-        s[len(RESOURCES_PREFIX) :]: _parse_resource_class(s[len(RESOURCES_PREFIX) :], dict(config.items(s, raw=True)), files)
+        s[len(RESOURCES_PREFIX) :]: _parse_resource_class(
+            s[len(RESOURCES_PREFIX) :], dict(config.items(s, raw=True)), files
+        )
         for s in config.sections()
         if s.startswith(RESOURCES_PREFIX)
     }

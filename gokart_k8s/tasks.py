@@ -35,9 +35,7 @@ def _import_dotted(argv: Sequence[str]) -> None:
                     ) from exc
                 raise TaskNotFoundError(f"importing module {module!r} failed: {exc}") from exc
             except Exception as exc:
-                raise TaskNotFoundError(
-                    f"importing module {module!r} raised {type(exc).__name__}: {exc}"
-                ) from exc
+                raise TaskNotFoundError(f"importing module {module!r} raised {type(exc).__name__}: {exc}") from exc
         return
 
 

@@ -12,10 +12,27 @@ def test_every_public_name_is_importable_from_the_package() -> None:
 
 def test_the_public_names_are_the_documented_ones() -> None:
     assert set(gokart_k8s.__all__) == {
-        "CacheError", "Catalog", "Checkpoint", "ClusterError", "CodeSkewError", "ConfigurationError",
-        "DeclarationError", "Eviction", "GokartK8sError", "PlanError", "QuantityError", "ResourceClass",
-        "Settings", "StepDeclaration", "StepEvictedError", "StepFailedError", "SubmissionError",
-        "TaskNotFoundError", "declaration_of", "job", "load_settings",
+        "CacheError",
+        "Catalog",
+        "Checkpoint",
+        "ClusterError",
+        "CodeSkewError",
+        "ConfigurationError",
+        "DeclarationError",
+        "Eviction",
+        "GokartK8sError",
+        "PlanError",
+        "QuantityError",
+        "ResourceClass",
+        "Settings",
+        "StepDeclaration",
+        "StepEvictedError",
+        "StepFailedError",
+        "SubmissionError",
+        "TaskNotFoundError",
+        "declaration_of",
+        "job",
+        "load_settings",
     }
 
 

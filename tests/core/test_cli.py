@@ -37,7 +37,9 @@ def test_plan_prints_one_row_per_step_with_class_tolerance_cache_and_placement(c
 
 
 def test_plan_json_gives_the_same_rows_as_data(capsys: Any) -> None:
-    code, out, _err = run_cli(capsys, "plan", "--module", PIPELINES, "Summarise", "--output", "json", "--backend", "inline")
+    code, out, _err = run_cli(
+        capsys, "plan", "--module", PIPELINES, "Summarise", "--output", "json", "--backend", "inline"
+    )
     assert code == 0
     data = json.loads(out)
     by_family = {s["family"]: s for s in data["steps"]}
@@ -52,7 +54,7 @@ def test_plan_json_gives_the_same_rows_as_data(capsys: Any) -> None:
 def test_plan_reports_every_problem_in_the_graph_together(capsys: Any, luigi_cfg: Any) -> None:
     luigi_cfg("[gokart_k8s]\nplatform = gke-autopilot\n")
     # A kubernetes run needs an image and a gs:// cache: both missing, both reported at once.
-    code, out, err = run_cli(capsys, "plan", f"{PIPELINES}.Summarise")
+    code, _out, err = run_cli(capsys, "plan", f"{PIPELINES}.Summarise")
     assert code == 2
     assert "2 problems in the pipeline; nothing was submitted" in err
     assert "no container image" in err and "local directory" in err
@@ -61,7 +63,9 @@ def test_plan_reports_every_problem_in_the_graph_together(capsys: Any, luigi_cfg
 def test_plan_marks_cached_steps(capsys: Any) -> None:
     assert main(["run", f"{PIPELINES}.Summarise", "--n", "2"]) == 0
     capsys.readouterr()
-    _code, out, _err = run_cli(capsys, "plan", f"{PIPELINES}.Summarise", "--n", "2", "--output", "json", "--backend", "inline")
+    _code, out, _err = run_cli(
+        capsys, "plan", f"{PIPELINES}.Summarise", "--n", "2", "--output", "json", "--backend", "inline"
+    )
     assert all(step["cached"] for step in json.loads(out)["steps"])
 
 
@@ -98,7 +102,15 @@ def test_a_failing_step_fails_the_run_with_a_summary(capsys: Any) -> None:
         (["plan"], "no task given"),
         (["run", f"{PIPELINES}.Summarise", "--platform", "gke"], "--platform must be one of"),
     ],
-    ids=["module-missing", "module-flag-missing", "task-missing", "bad-int", "unknown-param", "no-task", "bad-platform"],
+    ids=[
+        "module-missing",
+        "module-flag-missing",
+        "task-missing",
+        "bad-int",
+        "unknown-param",
+        "no-task",
+        "bad-platform",
+    ],
 )
 def test_bad_input_is_one_clear_error_without_a_traceback(capsys: Any, argv: list[str], message: str) -> None:
     code, _out, err = run_cli(capsys, *argv)
@@ -126,7 +138,11 @@ def test_the_console_script_runs_the_inline_backend_in_a_fresh_process(tmp_path:
     (tmp_path / "luigi.cfg").write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path}/ws/\n")
     done = subprocess.run(
         [sys.executable, "-m", "gokart_k8s", "run", f"{PIPELINES}.Summarise", "--n", "3"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "3/3 steps done" in done.stdout
@@ -138,5 +154,7 @@ def test_importing_the_package_does_not_import_the_cluster_or_storage_clients() 
         "bad = [m for m in ('kubernetes', 'google.cloud.storage') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr

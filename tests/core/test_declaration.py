@@ -81,6 +81,7 @@ def test_subclasses_inherit_a_declaration_unless_they_override_it() -> None:
 
 def test_eviction_accepts_the_enum_and_any_case_of_its_spelling() -> None:
     for value in ("protect", "PROTECT", Eviction.PROTECT):
+
         @gokart_k8s.job(eviction=value)
         class T(gokart.TaskOnKart[Any]):
             pass
@@ -92,6 +93,7 @@ def test_max_runtime_accepts_durations_seconds_and_timedeltas() -> None:
     import datetime
 
     for value, seconds in (("90m", 5400), ("2d", 172800), (60, 60), (datetime.timedelta(hours=1), 3600)):
+
         @gokart_k8s.job(max_runtime=value)
         class T(gokart.TaskOnKart[Any]):
             pass
@@ -101,6 +103,7 @@ def test_max_runtime_accepts_durations_seconds_and_timedeltas() -> None:
 
 def test_decorating_a_class_that_is_not_a_gokart_task_is_refused() -> None:
     with pytest.raises(DeclarationError, match=r"subclass of gokart.TaskOnKart, got Plain"):
+
         @gokart_k8s.job(resources="small")
         class Plain(luigi.Task):
             pass
@@ -110,7 +113,10 @@ def test_decorating_a_class_that_is_not_a_gokart_task_is_refused() -> None:
 
 
 def test_an_unknown_keyword_is_refused_with_the_valid_ones_listed() -> None:
-    with pytest.raises(DeclarationError, match=r"unknown keyword argument\(s\) 'memory'.*Valid keywords: resources, eviction, max_runtime"):
+    with pytest.raises(
+        DeclarationError,
+        match=r"unknown keyword argument\(s\) 'memory'.*Valid keywords: resources, eviction, max_runtime",
+    ):
         gokart_k8s.job(memory="4Gi")
 
 
@@ -123,7 +129,10 @@ def test_the_decorator_without_parentheses_is_refused_with_how_to_write_it() -> 
 
 
 def test_an_unknown_resource_class_is_refused_with_the_known_classes_listed() -> None:
-    with pytest.raises(DeclarationError, match=r"unknown resource class 'hugemem'\. Known classes: gpu-l4, gpu-t4, highcpu, highmem, small, standard"):
+    with pytest.raises(
+        DeclarationError,
+        match=r"unknown resource class 'hugemem'\. Known classes: gpu-l4, gpu-t4, highcpu, highmem, small, standard",
+    ):
         gokart_k8s.job(resources="hugemem")
 
 

@@ -34,7 +34,9 @@ def test_quantities_the_api_server_refuses_are_refused(text: str) -> None:
 
 
 def test_a_bad_quantity_error_names_the_class_and_the_field() -> None:
-    with pytest.raises(QuantityError, match=r"resource class 'big', field 'memory': '4 GB' is not a Kubernetes quantity"):
+    with pytest.raises(
+        QuantityError, match=r"resource class 'big', field 'memory': '4 GB' is not a Kubernetes quantity"
+    ):
         ResourceClass(cpu="2", memory="4 GB", name="big")
     with pytest.raises(QuantityError, match=r"field 'cpu': '-1' is negative"):
         ResourceClass(cpu="-1", memory="1Gi")

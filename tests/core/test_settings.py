@@ -24,7 +24,10 @@ def test_built_in_defaults_apply_with_no_config() -> None:
 
 
 def test_the_config_section_overrides_the_built_in_defaults(luigi_cfg: Any) -> None:
-    luigi_cfg("[gokart_k8s]\nplatform = gke-autopilot\ndefault_resources = small\ndefault_eviction = protect\nmax_concurrent_steps = 4\n")
+    luigi_cfg(
+        "[gokart_k8s]\nplatform = gke-autopilot\ndefault_resources = small\n"
+        "default_eviction = protect\nmax_concurrent_steps = 4\n"
+    )
     settings = load_settings()
     assert (settings.platform, settings.max_concurrent_steps) == ("gke-autopilot", 4)
     spec = spec_for(Source(), settings)
@@ -67,9 +70,13 @@ def test_an_unknown_setting_is_refused_with_file_line_and_the_valid_ones(luigi_c
         load_settings()
 
 
-def test_a_bad_platform_or_number_is_refused_with_what_is_valid(luigi_cfg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_platform_or_number_is_refused_with_what_is_valid(
+    luigi_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     luigi_cfg("[gokart_k8s]\nplatform = gke\n")
-    with pytest.raises(ConfigurationError, match=r"'platform': must be one of plain, gke-standard, gke-autopilot, eks-karpenter"):
+    with pytest.raises(
+        ConfigurationError, match=r"'platform': must be one of plain, gke-standard, gke-autopilot, eks-karpenter"
+    ):
         load_settings()
     luigi_cfg("")
     monkeypatch.setenv("GOKART_K8S_MAX_CONCURRENT_STEPS", "many")
