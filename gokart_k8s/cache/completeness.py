@@ -50,9 +50,7 @@ def find_complete(tasks: Iterable[luigi.Task], *, max_workers: int = 8) -> set[l
     fallbacks = [tid for tid, paths in plans.items() if paths is None]
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         listed = dict(zip(directories, pool.map(_list_directory, directories), strict=True))
-        checked = dict(
-            zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True)
-        )
+        checked = dict(zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True))
 
     complete: set[luigi.Task] = set()
     for tid, paths in plans.items():
@@ -77,9 +75,7 @@ def _output_paths(task: luigi.Task) -> list[str] | None:
     complete = type(task).complete
     if complete is not _GOKART_COMPLETE and complete is not _LUIGI_COMPLETE:
         return None
-    if isinstance(task, gokart.TaskOnKart) and (
-        task._rerun_state or task.strict_check or task.modification_time_check
-    ):
+    if isinstance(task, gokart.TaskOnKart) and (task._rerun_state or task.strict_check or task.modification_time_check):
         return None
     paths: list[str] = []
     output: Callable[[], object] = task.output
@@ -90,11 +86,7 @@ def _output_paths(task: luigi.Task) -> list[str] | None:
             path = target.path
         else:
             return None
-        if (
-            not isinstance(path, str)
-            or path.endswith("/")
-            or not (path.startswith("gs://") or "://" not in path)
-        ):
+        if not isinstance(path, str) or path.endswith("/") or not (path.startswith("gs://") or "://" not in path):
             return None
         paths.append(path)
     return paths

