@@ -1,0 +1,29 @@
+"""An embedded local Kubernetes cluster: a real HTTP API server, Job/CronJob controllers, a
+scheduler over node pools, a kubelet that runs pods as local processes, and chaos.
+
+The official ``kubernetes`` client and ``kubectl`` talk to it as to a real cluster. What it
+emulates and what it does not is listed in ``docs/local-cluster.md``.
+
+Public API::
+
+    LocalCluster(pools=None, *, host="127.0.0.1", port=0, pod_env=None, workdir=None, chaos=None, ...)
+    ChaosConfig(seed=0, rate=DEFAULT_CHAOS_RATE, preempt_share=0.5)
+    ManualClock(start=None)
+"""
+
+from __future__ import annotations
+
+from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig, ChaosEvent
+from .cluster import EvictionRefusedError, LocalCluster, LocalClusterError, default_pools
+from .controllers import ManualClock
+
+__all__ = [
+    "DEFAULT_CHAOS_RATE",
+    "ChaosConfig",
+    "ChaosEvent",
+    "EvictionRefusedError",
+    "LocalCluster",
+    "LocalClusterError",
+    "ManualClock",
+    "default_pools",
+]

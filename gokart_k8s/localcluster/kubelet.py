@@ -1,0 +1,610 @@
+"""The kubelet: runs each bound pod's container as a local process and reports its status.
+
+What a container is here: ``command + args`` of the pod's *first* container, run with
+``subprocess.Popen`` in its own session (so its own process group), stdout and stderr merged into
+the pod log, in the Python environment the cluster was started from:
+
+* ``python``/``python3``/``python3.X`` (any directory) → ``sys.executable``;
+* ``gokart-k8s`` → ``sys.executable -m gokart_k8s``;
+* with no ``command``, ``args`` alone are run (the image's ENTRYPOINT is unknown here);
+* ``$(VAR)`` in command and args is expanded from the container env, ``$$`` escapes it
+  (https://kubernetes.io/docs/tasks/inject-data-application/define-interdependent-environment-variables/).
+
+Environment: ``PATH``, ``PYTHONPATH``, ``HOME``, ``LANG`` and ``TMPDIR`` of the cluster process,
+``HOSTNAME`` = pod name, ``PYTHONUNBUFFERED=1`` (logs stream like a container's), the cluster's
+``pod_env``, then ``envFrom`` and ``env`` (``value``; ``valueFrom`` with ``fieldRef``,
+``configMapKeyRef`` and ``secretKeyRef``; ``resourceFieldRef`` is ignored). Working directory:
+``workingDir`` if set (it must exist), else the cluster's ``workdir``.
+
+Lifecycle, as the real kubelet reports it
+(https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/):
+
+* Running: ``phase: Running``, ``containerStatuses[0].state.running.startedAt``, conditions
+  ``Initialized``, ``ContainersReady``, ``Ready`` True.
+* Exit: ``state.terminated`` with ``exitCode`` (128+N for signal N), ``reason`` ``Completed``,
+  ``Error`` or ``OOMKilled``, ``startedAt``/``finishedAt``; phase Succeeded (exit 0) or Failed.
+  A process killed by a signal nobody in the cluster sent is reported with message
+  ``process was killed by signal N``.
+* ``restartPolicy`` OnFailure/Always restart the container in place (``restartCount``,
+  ``lastState``) after a short back-off.
+* Memory: a monitor sums the RSS of the process group from ``/proc`` every ``poll_seconds`` and
+  SIGKILLs the group above ``resources.limits.memory`` → ``OOMKilled``, exit code 137
+  (https://kubernetes.io/docs/tasks/configure-pod-container/assign-memory-resource/#exceed-a-containers-memory-limit).
+* Deletion: SIGTERM to the group, ``deletionGracePeriodSeconds`` later SIGKILL; the pod then gets
+  a terminal phase (since 1.27) and is deleted with grace 0
+  (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination).
+  When the main process exits, the rest of its group is killed, as a container's cgroup would be.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import resources as r
+from .quantity import parse_quantity
+from .store import Obj, Store, timestamp
+
+_PYTHON_RE = re.compile(r"^python(3(\.\d+)?)?$")
+_VAR_RE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+_INHERITED_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class LogBuffer:
+    """A container's log: timestamped lines plus a condition for ``follow``."""
+
+    def __init__(self) -> None:
+        self._lines: list[tuple[str, bytes]] = []
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def append(self, line: bytes) -> None:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._cond:
+            self._lines.append((now, line if line.endswith(b"\n") else line + b"\n"))
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def read(self, start: int, tail: int | None) -> tuple[list[tuple[str, bytes]], int, bool]:
+        with self._cond:
+            lines = self._lines[start:]
+            if tail is not None:
+                lines = lines[-tail:] if tail > 0 else []
+            return lines, len(self._lines), self.closed
+
+    def wait(self, index: int, timeout: float) -> None:
+        with self._cond:
+            if len(self._lines) <= index and not self.closed:
+                self._cond.wait(timeout)
+
+    @staticmethod
+    def render(line: tuple[str, bytes], stamps: bool) -> bytes:
+        return (line[0].encode() + b" " + line[1]) if stamps else line[1]
+
+    def text(self) -> str:
+        with self._cond:
+            return b"".join(line for _, line in self._lines).decode(errors="replace")
+
+
+@dataclass
+class PodRuntime:
+    """What the kubelet knows about one pod it runs."""
+
+    uid: str
+    namespace: str
+    name: str
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    proc: subprocess.Popen[bytes] | None = None
+    memory_limit: int | None = None
+    #: The pod object is being deleted: finish its deletion when the process is gone.
+    deleting: bool = False
+    #: The container must stop and not restart (deletion or node shutdown).
+    stopping: bool = False
+    grace: float = 30.0
+    terminating: bool = False
+    oom_killed: bool = False
+    finished: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    #: Set by a node shutdown: the pod ends Failed with this ``status.reason`` and message.
+    termination_reason: str = ""
+    termination_message: str = ""
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_RE.sub(repl, text)
+
+
+def local_argv(command: list[str], args: list[str]) -> list[str]:
+    """Map a container's command line onto this machine's Python environment."""
+    argv = list(command) + list(args) if command else list(args)
+    if not argv:
+        return argv
+    head = os.path.basename(argv[0])
+    if _PYTHON_RE.match(head):
+        return [sys.executable, *argv[1:]]
+    if head == "gokart-k8s":
+        return [sys.executable, "-m", "gokart_k8s", *argv[1:]]
+    return argv
+
+
+def _group_rss() -> dict[int, int]:
+    """Resident bytes per process group, from /proc/<pid>/stat."""
+    out: dict[int, int] = {}
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 21:
+            pgrp = int(fields[2])
+            out[pgrp] = out.get(pgrp, 0) + int(fields[21]) * _PAGE_SIZE
+    return out
+
+
+class Kubelet:
+    """Runs pods bound to any node of the local cluster (one kubelet for all nodes)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        pod_env: dict[str, str] | None = None,
+        workdir: Path | None = None,
+        poll_seconds: float = 0.2,
+        restart_backoff_seconds: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.pod_env = dict(pod_env or {})
+        self.workdir = workdir or Path.cwd()
+        self.poll_seconds = poll_seconds
+        self.restart_backoff_seconds = restart_backoff_seconds
+        self.pods_started = 0
+        self._runtimes: dict[str, PodRuntime] = {}
+        self._logs: dict[str, LogBuffer] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[str, Obj] | None] = queue.Queue()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        store.add_listener(self._on_event)
+
+    # ------------------------------------------------------------------ public
+    def start(self) -> None:
+        for target, name in ((self._work, "kubelet"), (self._monitor, "kubelet-monitor")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def logs(self, uid: str) -> LogBuffer | None:
+        with self._lock:
+            return self._logs.get(uid)
+
+    def pid_of(self, uid: str) -> int | None:
+        with self._lock:
+            rt = self._runtimes.get(uid)
+        return rt.proc.pid if rt and rt.proc and rt.proc.poll() is None else None
+
+    def running_pids(self) -> list[int]:
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+        return [rt.proc.pid for rt in runtimes if rt.proc is not None and rt.proc.poll() is None]
+
+    def terminate(self, uid: str, grace: float, reason: str = "", message: str = "") -> bool:
+        """SIGTERM now, SIGKILL after ``grace`` seconds, without deleting the pod (node shutdown).
+
+        With ``reason`` the pod ends ``Failed`` with that ``status.reason`` and ``message``
+        whatever its exit code, as the kubelet's graceful node shutdown does
+        (https://kubernetes.io/docs/concepts/cluster-administration/node-shutdown/#graceful-node-shutdown).
+        False when the pod is not running here.
+        """
+        with self._lock:
+            rt = self._runtimes.get(uid)
+        if rt is None:
+            return False
+        rt.termination_message = message
+        self._request_termination(rt, grace, reason, delete=False)
+        return True
+
+    def wait_finished(self, uid: str, timeout: float) -> bool:
+        with self._lock:
+            rt = self._runtimes.get(uid)
+        return True if rt is None else rt.finished.wait(timeout)
+
+    def shutdown(self) -> None:
+        """Kill every process group and wait for the pod threads; leaves no process behind."""
+        self._stopping.set()
+        self._queue.put(None)
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+        for rt in runtimes:
+            rt.wake.set()
+            self._kill_group(rt, signal.SIGKILL)
+        for rt in runtimes:
+            rt.finished.wait(5)
+        for t in self._threads:
+            t.join(timeout=5)
+
+    # ------------------------------------------------------------------ events
+    def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
+        if rt is not r.POD or self._stopping.is_set():
+            return
+        meta = obj["metadata"]
+        if kind == "DELETED":
+            self._queue.put(("deleted", obj))
+        elif not (obj.get("spec") or {}).get("nodeName"):
+            return
+        elif meta.get("deletionTimestamp"):
+            old_meta = (old or {}).get("metadata") or {}
+            if old_meta.get("deletionGracePeriodSeconds") != meta.get("deletionGracePeriodSeconds"):
+                self._queue.put(("delete", obj))
+        elif (obj.get("status") or {}).get("phase") in ("Pending", None) and meta["uid"] not in self._runtimes:
+            runtime = PodRuntime(meta["uid"], meta["namespace"], meta["name"])
+            with self._lock:
+                self._runtimes[runtime.uid] = runtime
+            self._queue.put(("start", obj))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._stopping.is_set():
+                return
+            action, pod = item
+            uid = pod["metadata"]["uid"]
+            with self._lock:
+                runtime = self._runtimes.get(uid)
+            if action == "start" and runtime is not None:
+                t = threading.Thread(target=self._run_pod, args=(runtime, pod), name=f"pod-{runtime.name}", daemon=True)
+                t.start()
+            elif action in ("delete", "deleted"):
+                grace = pod["metadata"].get("deletionGracePeriodSeconds")
+                if grace is None:
+                    grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+                if runtime is not None and not runtime.finished.is_set():
+                    self._request_termination(runtime, float(grace), "")
+                elif action == "delete":
+                    # Nothing runs (any more) for this pod: finish its deletion right away.
+                    self._mark_terminal_if_needed(pod)
+                    self.store.finish_graceful_deletion(
+                        r.POD, pod["metadata"]["namespace"], pod["metadata"]["name"], uid
+                    )
+
+    def _mark_terminal_if_needed(self, pod: Obj) -> None:
+        def mutate(p: Obj) -> bool | None:
+            status = p.setdefault("status", {})
+            if status.get("phase") in ("Succeeded", "Failed"):
+                return False
+            status["phase"] = "Failed"
+            return None
+
+        self.store.update(
+            r.POD, pod["metadata"]["namespace"], pod["metadata"]["name"], mutate, uid=pod["metadata"]["uid"]
+        )
+
+    # ------------------------------------------------------------------ termination
+    def _request_termination(self, rt: PodRuntime, grace: float, reason: str, *, delete: bool = True) -> None:
+        with rt.lock:
+            first = not (rt.deleting or rt.stopping)
+            rt.stopping = True
+            rt.deleting = rt.deleting or delete
+            rt.grace = min(rt.grace, grace) if not first else grace
+            if reason:
+                rt.termination_reason = reason
+            proc = rt.proc
+        rt.wake.set()
+        if proc is not None and (first or grace == 0):
+            threading.Thread(target=self._terminate, args=(rt, proc), name=f"kill-{rt.name}", daemon=True).start()
+
+    def _terminate(self, rt: PodRuntime, proc: subprocess.Popen[bytes]) -> None:
+        rt.terminating = True
+        self._kill_group(rt, signal.SIGTERM)
+        deadline = time.monotonic() + rt.grace
+        while proc.poll() is None and time.monotonic() < deadline and not self._stopping.is_set():
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        if proc.poll() is None:
+            self._kill_group(rt, signal.SIGKILL)
+
+    @staticmethod
+    def _kill_group(rt: PodRuntime, sig: signal.Signals) -> None:
+        proc = rt.proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _monitor(self) -> None:
+        """Enforce memory limits and reap process groups whose main process has exited."""
+        while not self._stopping.wait(self.poll_seconds):
+            with self._lock:
+                runtimes = [rt for rt in self._runtimes.values() if rt.proc is not None and not rt.finished.is_set()]
+            limited = [rt for rt in runtimes if rt.memory_limit]
+            rss = _group_rss() if limited else {}
+            for rt in limited:
+                assert rt.proc is not None and rt.memory_limit is not None
+                if rt.proc.poll() is None and rss.get(rt.proc.pid, 0) > rt.memory_limit:
+                    rt.oom_killed = True
+                    self._kill_group(rt, signal.SIGKILL)
+            for rt in runtimes:
+                if rt.proc is not None and rt.proc.poll() is not None:
+                    self._kill_group(rt, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ running
+    def _environment(self, pod: Obj, container: Obj) -> dict[str, str]:
+        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        env.update(HOSTNAME=pod["metadata"]["name"], PYTHONUNBUFFERED="1")
+        env.update(self.pod_env)
+        ns = pod["metadata"]["namespace"]
+        for source in container.get("envFrom") or []:
+            prefix = source.get("prefix", "")
+            if "configMapRef" in source:
+                data = self._data(r.CONFIGMAP, ns, source["configMapRef"].get("name", ""), decode=False)
+            else:
+                data = self._data(r.SECRET, ns, (source.get("secretRef") or {}).get("name", ""), decode=True)
+            env.update({prefix + k: v for k, v in data.items()})
+        for var in container.get("env") or []:
+            name = var.get("name")
+            if not name:
+                continue
+            if "value" in var:
+                env[name] = expand(str(var["value"]), env)
+            elif "valueFrom" in var:
+                value = self._value_from(pod, var["valueFrom"])
+                if value is not None:
+                    env[name] = value
+        return env
+
+    def _data(self, rt: r.ResourceType, namespace: str, name: str, *, decode: bool) -> dict[str, str]:
+        obj = self.store.try_get(rt, namespace, name) or {}
+        data = dict(obj.get("data") or {})
+        if decode:
+            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
+            data.update(obj.get("stringData") or {})
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _value_from(self, pod: Obj, source: Obj) -> str | None:
+        ns = pod["metadata"]["namespace"]
+        if "fieldRef" in source:
+            path = source["fieldRef"].get("fieldPath", "")
+            m = re.match(r"metadata\.(labels|annotations)\['(.+)'\]$", path)
+            if m:
+                value = (pod["metadata"].get(m.group(1)) or {}).get(m.group(2))
+                return None if value is None else str(value)
+            current: Any = pod
+            for step in path.split("."):
+                current = current.get(step) if isinstance(current, dict) else None
+            if path in ("status.podIP", "status.hostIP"):
+                return "127.0.0.1"
+            return None if current is None else str(current)
+        for key, rt, decode in (("configMapKeyRef", r.CONFIGMAP, False), ("secretKeyRef", r.SECRET, True)):
+            if key in source:
+                ref = source[key]
+                return self._data(rt, ns, ref.get("name", ""), decode=decode).get(ref.get("key", ""))
+        return None
+
+    def _run_pod(self, runtime: PodRuntime, pod: Obj) -> None:
+        with self._lock:
+            self._logs[runtime.uid] = runtime.logs
+        spec = pod.get("spec") or {}
+        container = (spec.get("containers") or [{}])[0]
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        runtime.memory_limit = int(parse_quantity(limit)) if limit else None
+        runtime.grace = float(spec.get("terminationGracePeriodSeconds", 30))
+        restart_policy = spec.get("restartPolicy", "Always")
+        restarts = 0
+        try:
+            while True:
+                exit_info = self._run_container(runtime, pod, container, restarts)
+                code = exit_info["exitCode"]
+                again = restart_policy == "Always" or (restart_policy == "OnFailure" and code != 0)
+                if again and not runtime.stopping and not self._stopping.is_set():
+                    restarts += 1
+                    self._write_waiting(runtime, container, exit_info, restarts)
+                    runtime.wake.wait(min(5.0, self.restart_backoff_seconds * 2 ** (restarts - 1)))
+                    if not runtime.stopping and not self._stopping.is_set():
+                        continue
+                self._write_terminated(runtime, container, exit_info, restarts)
+                break
+        finally:
+            runtime.logs.close()
+            runtime.finished.set()
+            with self._lock:
+                self._runtimes.pop(runtime.uid, None)
+            if runtime.deleting and not self._stopping.is_set():
+                self.store.finish_graceful_deletion(r.POD, runtime.namespace, runtime.name, runtime.uid)
+
+    def _run_container(self, runtime: PodRuntime, pod: Obj, container: Obj, restarts: int) -> dict[str, Any]:
+        started = timestamp()
+        if runtime.stopping or self._stopping.is_set():
+            return {
+                "exitCode": 137,
+                "reason": "Error",
+                "startedAt": started,
+                "finishedAt": started,
+                "message": "the pod was deleted before its container started",
+            }
+        env = self._environment(pod, container)
+        argv = [expand(a, env) for a in local_argv(container.get("command") or [], container.get("args") or [])]
+        cwd = container.get("workingDir") or str(self.workdir)
+        try:
+            if not argv:
+                raise OSError(
+                    "the container has no command and no args; the local cluster cannot run an "
+                    "image's ENTRYPOINT, so set command"
+                )
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # The runtime could not start the container (https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/).
+            return {
+                "exitCode": 128,
+                "reason": "StartError",
+                "startedAt": started,
+                "finishedAt": timestamp(),
+                "message": f"failed to start {argv[:1]} in {cwd}: {exc}",
+            }
+        with runtime.lock:
+            runtime.proc = proc
+            runtime.oom_killed = False
+            deleting = runtime.stopping
+        with self._lock:
+            self.pods_started += 1
+        if deleting:
+            threading.Thread(target=self._terminate, args=(runtime, proc), daemon=True).start()
+        self._write_running(runtime, container, started, restarts, proc.pid)
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            runtime.logs.append(line)
+        proc.stdout.close()
+        code = proc.wait()
+        self._kill_group(runtime, signal.SIGKILL)
+        info: dict[str, Any] = {"startedAt": started, "finishedAt": timestamp()}
+        if code < 0:
+            info["exitCode"] = 128 - code
+            if runtime.oom_killed:
+                info["reason"] = "OOMKilled"
+            else:
+                info["reason"] = "Error"
+                if not runtime.terminating:
+                    info["message"] = f"process was killed by signal {-code}"
+        else:
+            info["exitCode"] = code
+            info["reason"] = "Completed" if code == 0 else ("OOMKilled" if runtime.oom_killed else "Error")
+        return info
+
+    # ------------------------------------------------------------------ status
+    def _base_status(self, runtime: PodRuntime, container: Obj, restarts: int) -> Obj:
+        return {
+            "name": container.get("name", ""),
+            "image": container.get("image", ""),
+            "imageID": "",
+            "restartCount": restarts,
+        }
+
+    def _update_pod(self, runtime: PodRuntime, mutate: Any) -> None:
+        self.store.update(r.POD, runtime.namespace, runtime.name, mutate, uid=runtime.uid)
+
+    @staticmethod
+    def _set_conditions(status: Obj, values: dict[str, tuple[str, str]]) -> None:
+        now = timestamp()
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") not in values]
+        existing = {c.get("type"): c for c in status.get("conditions") or []}
+        for type_, (value, reason) in values.items():
+            old = existing.get(type_)
+            cond: Obj = {
+                "type": type_,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == value else now,
+            }
+            if reason:
+                cond["reason"] = reason
+            conditions.append(cond)
+        status["conditions"] = conditions
+
+    def _write_running(self, runtime: PodRuntime, container: Obj, started: str, restarts: int, pid: int) -> None:
+        def mutate(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            status["phase"] = "Running"
+            status.setdefault("startTime", started)
+            status["hostIP"] = status["podIP"] = "127.0.0.1"
+            status["hostIPs"] = status["podIPs"] = [{"ip": "127.0.0.1"}]
+            cs = self._base_status(runtime, container, restarts)
+            cs.update(ready=True, started=True, containerID=f"local://{pid}", state={"running": {"startedAt": started}})
+            previous = (status.get("containerStatuses") or [{}])[0].get("lastState")
+            if previous:
+                cs["lastState"] = previous
+            status["containerStatuses"] = [cs]
+            self._set_conditions(
+                status,
+                {
+                    "PodReadyToStartContainers": ("True", ""),
+                    "Initialized": ("True", ""),
+                    "ContainersReady": ("True", ""),
+                    "Ready": ("True", ""),
+                },
+            )
+
+        self._update_pod(runtime, mutate)
+
+    def _write_waiting(self, runtime: PodRuntime, container: Obj, info: Obj, restarts: int) -> None:
+        def mutate(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            cs = self._base_status(runtime, container, restarts)
+            cs.update(
+                ready=False,
+                started=False,
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+                lastState={"terminated": info},
+            )
+            status["containerStatuses"] = [cs]
+            self._set_conditions(
+                status, {"ContainersReady": ("False", "ContainersNotReady"), "Ready": ("False", "ContainersNotReady")}
+            )
+
+        self._update_pod(runtime, mutate)
+
+    def _write_terminated(self, runtime: PodRuntime, container: Obj, info: Obj, restarts: int) -> None:
+        def mutate(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            succeeded = info["exitCode"] == 0
+            status["phase"] = "Succeeded" if succeeded else "Failed"
+            status.setdefault("startTime", info["startedAt"])
+            cs = self._base_status(runtime, container, restarts)
+            terminated = dict(info)
+            if runtime.proc is not None:
+                terminated["containerID"] = f"local://{runtime.proc.pid}"
+            cs.update(ready=False, started=False, state={"terminated": terminated})
+            previous = (status.get("containerStatuses") or [{}])[0].get("lastState")
+            if previous:
+                cs["lastState"] = previous
+            status["containerStatuses"] = [cs]
+            reason = "PodCompleted" if succeeded else "PodFailed"
+            self._set_conditions(
+                status,
+                {
+                    "PodReadyToStartContainers": ("False", ""),
+                    "ContainersReady": ("False", reason),
+                    "Ready": ("False", reason),
+                },
+            )
+            if runtime.termination_reason:
+                status["phase"] = "Failed"
+                status["reason"] = runtime.termination_reason
+                status["message"] = runtime.termination_message
+
+        self._update_pod(runtime, mutate)
