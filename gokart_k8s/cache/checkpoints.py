@@ -285,10 +285,14 @@ def clear_checkpoints(task: luigi.Task) -> None:
         store.delete_all()
 
 
-@luigi.Task.event_handler(luigi.Event.SUCCESS)
 def _clear_after_success(task: luigi.Task) -> None:
     # Only steps that opened a checkpoint in this process: no listing for every other step.
     with _registry_lock:
         opened = task.task_id in _opened
     if opened:
         clear_checkpoints(task)
+
+
+# Registered on luigi.Task, so it fires for every step; luigi's decorator is untyped.
+_event_handler: Any = luigi.Task.event_handler
+_event_handler(luigi.Event.SUCCESS)(_clear_after_success)

@@ -194,7 +194,9 @@ class GCSFileSystem(luigi.target.FileSystem):
     ``client``: a ``storage.Client``; by default one is made on first use by
     :func:`make_storage_client` (so installing costs nothing until a gs:// path is touched).
     ``retry``: the policy for every request; the default is the library's ``DEFAULT_RETRY``
-    (429, 408, 5xx and connection errors, exponential backoff from 1 s, 120 s deadline).
+    (429, 408, 5xx and connection errors, exponential backoff from 1 s, 120 s deadline). Derive
+    another policy from it (``DEFAULT_RETRY.with_delay(...)``): a bare ``Retry()`` predicate does
+    not recognise the upload/download errors, which are not ``google.api_core`` exceptions.
     ``rewritable``: which paths are last-writer-wins instead of create-only.
     """
 
@@ -442,6 +444,52 @@ class GCSFileSystem(luigi.target.FileSystem):
 
     def rename(self, path: str, dest: str, raise_if_exists: bool = False) -> None:
         self.move(path, dest, raise_if_exists)
+
+
+def probe_workspace(workspace_directory: str, *, filesystem: GCSFileSystem | None = None) -> None:
+    """Check a gs:// workspace can be listed, written and deleted; :class:`CacheError` if not.
+
+    Uses ``objects.list`` rather than ``buckets.get``: ``roles/storage.objectAdmin``, the role a
+    cache needs, does not include ``storage.buckets.get``
+    (https://cloud.google.com/storage/docs/access-control/iam-roles).
+    """
+    fs = filesystem or gcs_filesystem()
+    bucket, key = split_gs_path(workspace_directory)
+    prefix = key.rstrip("/") + "/" if key else ""
+    where = f"gs://{bucket}"
+    grant = (
+        f"Grant the pod's Kubernetes service account (Workload Identity) or your credentials "
+        f"roles/storage.objectAdmin on {where}."
+    )
+    # Preflight must answer quickly: retry transient errors, but not for the library's 120 s.
+    retry = fs.retry.with_timeout(20.0)
+    try:
+        client = fs.storage_client
+        list(client.list_blobs(bucket, prefix=prefix, max_results=1, retry=retry, timeout=fs.timeout))
+        probe = client.bucket(bucket).blob(f"{prefix}gokart_k8s/preflight/{os.getpid()}-{id(fs):x}")
+        probe.upload_from_string(b"", retry=retry, timeout=fs.timeout)
+        probe.delete(retry=retry, timeout=fs.timeout)
+    except gexc.NotFound as exc:
+        raise CacheError(
+            f"The cache bucket {bucket} does not exist (workspace_directory={workspace_directory}). "
+            f"Create it (gcloud storage buckets create {where}) or set workspace_directory to an "
+            f"existing bucket."
+        ) from exc
+    except (gexc.Forbidden, gexc.Unauthorized) as exc:
+        raise CacheError(
+            f"Permission denied on the cache bucket {bucket} (workspace_directory="
+            f"{workspace_directory}): {exc.message}. {grant}"
+        ) from exc
+    except google.auth.exceptions.GoogleAuthError as exc:
+        raise CacheError(
+            f"The credentials for the cache bucket {bucket} do not work: {exc}. Set "
+            f"GOOGLE_APPLICATION_CREDENTIALS or {_credential_env_name()}, or use Workload Identity."
+        ) from exc
+    except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+        raise CacheError(
+            f"The cache bucket {bucket} cannot be reached (workspace_directory={workspace_directory}): "
+            f"{exc}. Check the network and STORAGE_EMULATOR_HOST, then retry."
+        ) from exc
 
 
 # -- installation at gokart's seam --------------------------------------------------------------
