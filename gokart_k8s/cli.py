@@ -38,15 +38,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: luigi's task parameters pass through, and '--n' must not be taken as
+    # an abbreviation of one of ours (e.g. '--no-logs').
     parser = argparse.ArgumentParser(
         prog="gokart-k8s",
+        allow_abbrev=False,
         description="Run gokart pipelines locally, rehearse them on an embedded cluster, or run each "
         "step as its own Kubernetes Job.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    plan = sub.add_parser("plan", help="show every step: class, eviction tolerance, cache, placement")
+    plan = sub.add_parser("plan", allow_abbrev=False, help="show every step: class, eviction tolerance, cache, placement")
     plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
     plan.add_argument(
         "--backend",
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(plan)
 
-    run = sub.add_parser("run", help="run the pipeline")
+    run = sub.add_parser("run", allow_abbrev=False, help="run the pipeline")
     run.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="inline")
     run.add_argument("--workers", type=int, default=1, help="inline backend: luigi workers")
     run.add_argument("--run-id", help="run id label of the step Jobs (default: time based)")
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-logs", action="store_true", help="do not stream step logs")
     _common(run)
 
-    render = sub.add_parser("render", help="write each step's Job manifest as YAML")
+    render = sub.add_parser("render", allow_abbrev=False, help="write each step's Job manifest as YAML")
     render.add_argument("-o", "--output-dir", required=True, type=Path)
     render.add_argument("--run-id", default="rendered")
     _common(render)

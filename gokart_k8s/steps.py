@@ -84,12 +84,26 @@ def spec_for(task: Any, settings: Settings, requires: Iterable[Any] = ()) -> Ste
         module=type(task).__module__,
         unique_id=unique_id_of(task),
         task_id=task.task_id,
-        params=dict(task.to_str_params()),
+        params=_portable_params(task),
         resource_class=rc,
         eviction=eviction,
         max_runtime_seconds=max_runtime,
         requires=tuple(unique_id_of(t) for t in requires),
     )
+
+
+def _portable_params(task: Any) -> dict[str, str]:
+    """The task's public parameters, without gokart's own infrastructure knobs.
+
+    ``workspace_directory``, ``local_temporary_directory``, ``redis_*`` and the like are
+    insignificant parameters of ``TaskOnKart`` itself: they describe *where* the step runs, not
+    *what* it computes, so the pod takes them from its own config and environment (a driver's
+    ``./resources/`` must not follow a step into a pod that writes to ``gs://``).
+    """
+    import gokart
+
+    infrastructure = {name for name, param in gokart.TaskOnKart.get_params() if not param.significant}
+    return {k: v for k, v in task.to_str_params().items() if k not in infrastructure}
 
 
 def walk(root: Any) -> Iterator[Any]:

@@ -18,10 +18,14 @@ from typing import Any
 from gokart_k8s.errors import ConfigurationError, TaskNotFoundError
 
 
-def _import_dotted(argv: Sequence[str]) -> None:
-    """Import ``pkg.module`` of a dotted ``pkg.module.TaskName`` so the class registers."""
-    for arg in argv:
-        if arg.startswith("-"):
+def _import_dotted(argv: list[str]) -> list[str]:
+    """Import ``pkg.module`` of a dotted ``pkg.module.TaskName`` and name the task by its family.
+
+    luigi's own parser only knows task families, so ``pkg.module.TaskName`` becomes the family of
+    that class once its module is imported.
+    """
+    for index, arg in enumerate(argv):
+        if arg.startswith("-") or (index > 0 and argv[index - 1] == "--module"):
             continue
         if "." in arg:
             module, _, _name = arg.rpartition(".")
@@ -36,7 +40,14 @@ def _import_dotted(argv: Sequence[str]) -> None:
                 raise TaskNotFoundError(f"importing module {module!r} failed: {exc}") from exc
             except Exception as exc:
                 raise TaskNotFoundError(f"importing module {module!r} raised {type(exc).__name__}: {exc}") from exc
-        return
+            cls = getattr(sys.modules[module], _name, None)
+            if cls is None or not hasattr(cls, "get_task_family"):
+                raise TaskNotFoundError(
+                    f"module {module!r} has no task {_name!r}. Check the spelling of the task class name."
+                )
+            return [*argv[:index], cls.get_task_family(), *argv[index + 1 :]]
+        return argv
+    return argv
 
 
 def _import_module_flag(argv: Sequence[str]) -> None:
@@ -73,7 +84,7 @@ def task_from_argv(argv: Sequence[str]) -> Any:
         # Like `python -m luigi`: modules in the current directory are importable.
         sys.path.insert(0, "")
     _import_module_flag(argv)
-    _import_dotted(argv)
+    argv = _import_dotted(argv)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), CmdlineParser.global_instance(argv, allow_override=True) as cp:

@@ -43,7 +43,9 @@ def _task_register() -> Iterator[None]:
     """Task classes a test defines are forgotten afterwards (luigi's register is process-wide)."""
     from luigi.task_register import Register
 
-    before = list(Register._reg)
+    before = set(Register._reg)
     yield
-    Register._reg[:] = before
+    # Classes defined inside a test function go; classes of importable modules stay registered,
+    # because their module is not imported (and so not registered) again.
+    Register._reg[:] = [c for c in Register._reg if c in before or "<locals>" not in c.__qualname__]
     Register.clear_instance_cache()
