@@ -198,14 +198,18 @@ def accepts(pool: NodePool, placement: Placement) -> bool:
 
 
 def merge_tolerations(*groups: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
-    """Tolerations of all groups in order, each distinct one once."""
-    out: list[dict[str, str]] = []
+    """Tolerations of all groups in order, each distinct one once; one that an ``Exists``
+    toleration of the same key and effect already covers is dropped."""
+    items: list[dict[str, str]] = []
     for group in groups:
         for t in group:
             item = dict(t)
-            if item not in out:
-                out.append(item)
-    return out
+            if item not in items:
+                items.append(item)
+    covering = {(t.get("key", ""), t.get("effect", "")) for t in items if t.get("operator") == "Exists"}
+    return [
+        t for t in items if t.get("operator") == "Exists" or (t.get("key", ""), t.get("effect", "")) not in covering
+    ]
 
 
 def need_phrase(rc: ResourceClass) -> str:

@@ -41,6 +41,7 @@ from gokart_k8s.placement import (
     Placement,
     merge_tolerations,
     need_phrase,
+    pool_size,
     resources_for,
     smallest,
     step_title,
@@ -242,10 +243,10 @@ class GkeStandardProfile:
                 f"(GPU pools: {', '.join(offered) or 'none'}). Change one: an accelerator a pool has, "
                 f"or {add_pool}."
             ]
-        biggest = sorted(
-            (f"{p.name} ({p.cpu} cpu, {p.memory}, disk {p.ephemeral_storage})" for p in self._pools if p.gpu == rc.gpu),
-        )
+        same_kind = [p for p in self._pools if (p.gpu > 0) == (rc.gpu > 0)]
+        largest = sorted(same_kind, key=pool_size)[-1:] or sorted(self._pools, key=pool_size)[-1:]
+        offered = ", ".join(f"{p.name} ({p.cpu} cpu, {p.memory}, disk {p.ephemeral_storage})" for p in largest)
         return [
             f"{head}: no pool of {where} is big enough for {rc.describe()} "
-            f"(pools: {', '.join(biggest) or 'none'}). Change one: a smaller resource class, or {add_pool}."
+            f"(the largest: {offered or 'none'}). Change one: a smaller resource class, or {add_pool}."
         ]
