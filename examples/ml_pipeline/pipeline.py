@@ -23,7 +23,6 @@ Run it::
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -129,7 +128,7 @@ class EvaluateModel(gokart.TaskOnKart[Any]):
 
 
 @gokart_k8s.job(resources="small")
-class Report(gokart.TaskOnKart[str]):
+class Report(gokart.TaskOnKart[dict[str, Any]]):
     """A short text report (the pipeline's final output)."""
 
     n_samples: int = luigi.IntParameter(default=20000)
@@ -145,4 +144,4 @@ class Report(gokart.TaskOnKart[str]):
 
     def run(self) -> None:
         metrics = self.load()
-        self.dump(json.dumps({"samples": self.n_samples, "epochs": self.epochs, **metrics}, sort_keys=True))
+        self.dump({"samples": self.n_samples, "epochs": self.epochs, **metrics})
