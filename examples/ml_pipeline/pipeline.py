@@ -23,6 +23,7 @@ Run it::
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -128,7 +129,7 @@ class EvaluateModel(gokart.TaskOnKart[Any]):
 
 
 @gokart_k8s.job(resources="small")
-class Report(gokart.TaskOnKart[dict[str, Any]]):
+class Report(gokart.TaskOnKart[str]):
     """A short text report (the pipeline's final output)."""
 
     n_samples: int = luigi.IntParameter(default=20000)
@@ -140,8 +141,8 @@ class Report(gokart.TaskOnKart[dict[str, Any]]):
         return EvaluateModel(features=features, model=model)
 
     def output(self) -> Any:
-        return self.make_target("ml_pipeline/report.json")
+        return self.make_target("ml_pipeline/report.txt")
 
     def run(self) -> None:
         metrics = self.load()
-        self.dump({"samples": self.n_samples, "epochs": self.epochs, **metrics})
+        self.dump(json.dumps({"samples": self.n_samples, "epochs": self.epochs, **metrics}, sort_keys=True))
