@@ -63,6 +63,7 @@ def connect(
     kubeconfig: str | None = None,
     context: str | None = None,
     request_timeout: float = 30.0,
+    backoff_seconds: float = 0.2,
 ) -> KubernetesCluster:
     """A :class:`KubernetesCluster` from a kubeconfig (optionally one context) or in-cluster config.
 
@@ -107,7 +108,9 @@ def connect(
     # One retry policy (ours, below): urllib3's own retries would hide connection errors and
     # multiply the attempts.
     configuration.retries = False
-    return KubernetesCluster(k8s_client.ApiClient(configuration), request_timeout=request_timeout)
+    return KubernetesCluster(
+        k8s_client.ApiClient(configuration), request_timeout=request_timeout, backoff_seconds=backoff_seconds
+    )
 
 
 class _Response:

@@ -35,9 +35,7 @@ def job(
                     }
                 ],
                 "nodeSelector": node_selector or {},
-                "tolerations": [
-                    {"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NoSchedule"}
-                ],
+                "tolerations": [{"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NoSchedule"}],
             }
         }
     }
@@ -124,9 +122,7 @@ def test_a_pod_killed_at_its_memory_limit_ran_out_of_memory(exit_code: int, reas
     outcome = classify_pod(pod(exit_code=exit_code, terminated_reason=reason), job=job())
     assert outcome.kind is OutcomeKind.OUT_OF_MEMORY
     assert outcome.message == "Step TrainModel ran out of memory on resource class 'standard' (4Gi)."
-    assert outcome.advice.startswith(
-        "Use a bigger class (e.g. 'highmem'), or raise memory for 'standard' in luigi.cfg"
-    )
+    assert outcome.advice.startswith("Use a bigger class (e.g. 'highmem'), or raise memory for 'standard' in luigi.cfg")
 
 
 @pytest.mark.parametrize(
@@ -210,9 +206,7 @@ def test_a_job_that_completed_or_met_its_success_criteria_succeeded(kind: str) -
 
 @pytest.mark.parametrize("kind", ["Failed", "FailureTarget"])
 def test_a_job_past_its_deadline_says_to_raise_max_runtime(kind: str) -> None:
-    outcome = classify(
-        job(conditions=[failed_condition(kind, "DeadlineExceeded")], deadline=600), [pod("Running")]
-    )
+    outcome = classify(job(conditions=[failed_condition(kind, "DeadlineExceeded")], deadline=600), [pod("Running")])
     assert (outcome.kind, outcome.failed) == (OutcomeKind.DEADLINE_EXCEEDED, True)
     assert "600 s" in outcome.message
     assert "max_runtime" in outcome.advice
