@@ -26,13 +26,13 @@ def test_without_any_kubeconfig_the_error_says_how_to_get_credentials(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(ClusterError, match="No kubeconfig found.*get-credentials.*--backend local-cluster"):
+    with pytest.raises(ClusterError, match=r"No kubeconfig found.*get-credentials.*--backend local-cluster"):
         connect()
 
 
 def test_an_unknown_context_lists_the_contexts_there_are(tmp_path: Path) -> None:
     path = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1", context="dev")
-    with pytest.raises(ClusterError, match="kube_context 'prod' is not in .* it has dev"):
+    with pytest.raises(ClusterError, match=r"kube_context 'prod' is not in .* it has dev"):
         connect(kubeconfig=str(path), context="prod")
 
 
@@ -40,7 +40,7 @@ def test_an_unreachable_cluster_fails_the_preflight_with_advice(tmp_path: Path) 
     path = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
     api = connect(kubeconfig=str(path), request_timeout=2)
     with pytest.raises(
-        ClusterError, match="Cannot reach the Kubernetes API .* connection refused.*kubectl cluster-info"
+        ClusterError, match=r"Cannot reach the Kubernetes API .* connection refused.*kubectl cluster-info"
     ):
         api.check_access("default")
 
@@ -91,7 +91,7 @@ def test_a_refused_manifest_is_a_submission_error_with_the_servers_reason(
     scripted: Scripted, scripted_api: KubernetesCluster
 ) -> None:
     scripted.reply(422, {"kind": "Status", "message": "spec.template.spec.restartPolicy: Unsupported value"})
-    with pytest.raises(SubmissionError, match="restartPolicy: Unsupported value.*gokart-k8s render"):
+    with pytest.raises(SubmissionError, match=r"restartPolicy: Unsupported value.*gokart-k8s render"):
         scripted_api.create_job("default", JOB)
 
 
@@ -99,7 +99,7 @@ def test_server_errors_that_persist_end_in_a_cluster_error_after_bounded_retries
     scripted: Scripted, scripted_api: KubernetesCluster
 ) -> None:
     scripted.reply(500, {"message": "etcd timeout"})
-    with pytest.raises(ClusterError, match="500.*etcd timeout"):
+    with pytest.raises(ClusterError, match=r"500.*etcd timeout"):
         scripted_api.read_job("default", "step-0123")
     assert len(scripted.requests) == 6  # the first try and five retries
 
