@@ -237,16 +237,16 @@ class GkeStandardProfile:
                 f"({', '.join(spot_fit)}). Change one: {fix}, or {add_pool} and spot=false."
             ]
         if rc.gpu and not any(p.accelerator == rc.accelerator for p in self._pools):
-            offered = sorted({f"{p.accelerator} ({p.name})" for p in self._pools if p.gpu})
+            gpu_pools = sorted({f"{p.accelerator} ({p.name})" for p in self._pools if p.gpu})
             return [
                 f"{head}: none of {where} has {rc.accelerator!r} GPUs "
-                f"(GPU pools: {', '.join(offered) or 'none'}). Change one: an accelerator a pool has, "
+                f"(GPU pools: {', '.join(gpu_pools) or 'none'}). Change one: an accelerator a pool has, "
                 f"or {add_pool}."
             ]
         same_kind = [p for p in self._pools if (p.gpu > 0) == (rc.gpu > 0)]
         largest = sorted(same_kind, key=pool_size)[-1:] or sorted(self._pools, key=pool_size)[-1:]
-        offered = ", ".join(f"{p.name} ({p.cpu} cpu, {p.memory}, disk {p.ephemeral_storage})" for p in largest)
+        shown = ", ".join(f"{p.name} ({p.cpu} cpu, {p.memory}, disk {p.ephemeral_storage})" for p in largest)
         return [
             f"{head}: no pool of {where} is big enough for {rc.describe()} "
-            f"(the largest: {offered or 'none'}). Change one: a smaller resource class, or {add_pool}."
+            f"(the largest: {shown or 'none'}). Change one: a smaller resource class, or {add_pool}."
         ]

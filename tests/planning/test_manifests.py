@@ -31,7 +31,13 @@ def manifest_for(
     spec = make_spec(class_name, eviction, max_runtime_seconds=6 * 3600)
     placement = get_profile(settings).place(spec)
     return build_job_manifest(
-        spec, placement, settings, run_id="nightly-2024-06-01", image="europe-docker.pkg.dev/p/ml/pipeline:3f2a", env=ENV, **kwargs
+        spec,
+        placement,
+        settings,
+        run_id="nightly-2024-06-01",
+        image="europe-docker.pkg.dev/p/ml/pipeline:3f2a",
+        env=ENV,
+        **kwargs,
     )
 
 
@@ -141,7 +147,12 @@ def test_awkward_run_ids_become_valid_label_values() -> None:
     settings = settings_for("plain")
     spec = make_spec("small")
     manifest = build_job_manifest(
-        spec, get_profile(settings).place(spec), settings, run_id="manual run @ 2024-06-01T10:00:00+09:00", image="i", env={}
+        spec,
+        get_profile(settings).place(spec),
+        settings,
+        run_id="manual run @ 2024-06-01T10:00:00+09:00",
+        image="i",
+        env={},
     )
     assert check_manifest(manifest) == []
     kubernetes_validate.validate(manifest, "1.29.0", strict=True)

@@ -90,9 +90,7 @@ class TestEveryCombination:
         placement = get_profile(settings_for(platform)).place(make_spec(class_name, eviction), on_demand=True)
         assert placement.spot is False
 
-    def test_placement_is_a_pure_function_of_the_step(
-        self, platform: str, class_name: str, eviction: Eviction
-    ) -> None:
+    def test_placement_is_a_pure_function_of_the_step(self, platform: str, class_name: str, eviction: Eviction) -> None:
         settings = settings_for(platform)
         spec = make_spec(class_name, eviction)
         assert get_profile(settings).place(spec) == get_profile(settings).place(spec)
@@ -116,7 +114,10 @@ def test_gke_standard_picks_the_smallest_suitable_pool_of_the_right_kind(class_n
 
 def test_gke_standard_tolerant_steps_get_the_spot_selector_and_toleration() -> None:
     placement = get_profile(settings_for("gke-standard")).place(make_spec("small"))
-    assert placement.node_selector == {"cloud.google.com/gke-nodepool": "spot-small", "cloud.google.com/gke-spot": "true"}
+    assert placement.node_selector == {
+        "cloud.google.com/gke-nodepool": "spot-small",
+        "cloud.google.com/gke-spot": "true",
+    }
     assert placement.tolerations == [GKE_SPOT_TOLERATION]
     assert placement.describe() == "pool spot-small (Spot)"
 
@@ -167,7 +168,10 @@ def test_a_protected_small_step_never_lands_on_a_pool_meant_for_big_steps() -> N
 
 
 def test_a_protected_small_step_forced_onto_a_big_pool_is_warned_about() -> None:
-    pools = (NodePool(name="spot-small", cpu="4", memory="16Gi", spot=True), NodePool(name="od-huge", cpu="96", memory="384Gi"))
+    pools = (
+        NodePool(name="spot-small", cpu="4", memory="16Gi", spot=True),
+        NodePool(name="od-huge", cpu="96", memory="384Gi"),
+    )
     placement = get_profile(settings_for("gke-standard", pools=pools)).place(make_spec("small", Eviction.PROTECT))
     assert placement.pool == "od-huge"
     assert any("Add a smaller on-demand pool" in w for w in placement.warnings)
