@@ -198,8 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw:
             return None
         try:
@@ -208,6 +207,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
 
     def _dispatch(self, method: str) -> None:
+        # Read the whole body first, even for a request that ends in an error: an unread body
+        # would be taken as the start of the next request on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         try:
