@@ -32,8 +32,9 @@ What the Job says, and why:
   ("pods with local storage", https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/FAQ.md#what-types-of-pods-can-prevent-ca-from-removing-a-node).
   The image's working directory must be writable by ``run_as_user`` (1000 by default).
 * ``automountServiceAccountToken: false``: a step never calls the Kubernetes API. GKE Workload
-  Identity (metadata server) and EKS IRSA (its own projected token) do not need the automounted
-  token.
+  Identity answers through the node's metadata server and EKS IRSA injects its own projected
+  token, so neither should need the automounted one (verify on a new cluster: a GCS 403 in the
+  first step points here).
 * Secrets only by reference (``secretKeyRef``), never their values.
 
 :func:`check_manifest` checks what ``kubernetes-validate`` does not: quantity spelling, DNS-1123
