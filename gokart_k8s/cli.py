@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    plan = sub.add_parser("plan", allow_abbrev=False, help="show every step: class, eviction tolerance, cache, placement")
+    plan = sub.add_parser(
+        "plan", allow_abbrev=False, help="show every step: class, eviction tolerance, cache, placement"
+    )
     plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
     plan.add_argument(
         "--backend",
@@ -208,7 +210,7 @@ def _pod_env(plan: Any, run_id: str) -> dict[str, str]:
 
 
 def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
-    from gokart_k8s.cluster.kubernetes import KubernetesCluster
+    from gokart_k8s.cluster.kubernetes import connect
     from gokart_k8s.driver import run_steps
     from gokart_k8s.platforms import get_profile
 
@@ -225,7 +227,7 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
         return {s.spec.unique_id for s in steps if s.task.task_id in done}
 
     if args.backend == "kubernetes":
-        api = KubernetesCluster.from_kubeconfig(settings)
+        api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
         api.check_access(settings.namespace)
         report = run_steps(
             plan.steps,
@@ -240,30 +242,37 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
             on_interrupt=args.on_interrupt,
             is_complete=complete,
         )
+        _print_report(report, progress)
         return bool(report.ok)
 
-    from gokart_k8s.localcluster import ChaosConfig, LocalCluster
+    import tempfile
+
+    from gokart_k8s.localcluster import DEFAULT_CHAOS_RATE, ChaosConfig, LocalCluster
 
     chaos = None
     if args.chaos or args.chaos_rate is not None or args.chaos_seed is not None:
-        chaos = ChaosConfig.default()
-        if args.chaos_seed is not None:
-            chaos = ChaosConfig(seed=args.chaos_seed, rate=chaos.rate)
-        if args.chaos_rate is not None:
-            chaos = ChaosConfig(seed=chaos.seed, rate=args.chaos_rate)
+        chaos = ChaosConfig(
+            seed=0 if args.chaos_seed is None else args.chaos_seed,
+            rate=DEFAULT_CHAOS_RATE if args.chaos_rate is None else args.chaos_rate,
+        )
+    # Pods are local processes started from this environment: the pipeline's modules must import
+    # from the working directory, as they would from the image.
     pod_env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)}
-    for name in ("STORAGE_EMULATOR_HOST", "LUIGI_CONFIG_PATH"):
+    for name in ("STORAGE_EMULATOR_HOST", "LUIGI_CONFIG_PATH", "GCS_CREDENTIAL"):
         if name in os.environ:
-            pod_env[name] = os.environ[name]
-    with LocalCluster(profile.pools(), pod_env=pod_env, chaos=chaos) as cluster:
-        progress.log(f"local cluster at {cluster.url} with pools: {', '.join(p.name for p in profile.pools())}")
-        api = KubernetesCluster.from_url(cluster.url, settings)
+            pod_env[name] = os.path.abspath(os.environ[name]) if name == "LUIGI_CONFIG_PATH" else os.environ[name]
+    pools = profile.pools()
+    with LocalCluster(pools, pod_env=pod_env, chaos=chaos) as cluster, tempfile.TemporaryDirectory() as tmp:
+        progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
+        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
+        api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
+        api.check_access(settings.namespace)
         report = run_steps(
             plan.steps,
             settings,
             api,
             run_id=run_id,
-            image=settings.image or "local/rehearsal:latest",
+            image=settings.image or "gokart-k8s/rehearsal:local",
             env=env,
             profile=profile,
             progress=progress,
@@ -271,11 +280,29 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
             on_interrupt="delete",
             is_complete=complete,
         )
+        events = cluster.chaos_log
         if chaos is not None:
-            progress.log(
-                f"chaos: {len(cluster.chaos_log)} disruption(s): " + "; ".join(str(e) for e in cluster.chaos_log)
-            )
+            progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
+            for event in events:
+                progress.log(f"  {event}")
+    _print_report(report, progress)
     return bool(report.ok)
+
+
+def _print_report(report: Any, progress: Any) -> None:
+    """Evictions, fallbacks and advice the progress summary does not show."""
+    for step in report.steps:
+        notes = []
+        if step.evictions:
+            notes.append(f"evicted {step.evictions}x")
+        if step.fallback:
+            notes.append("moved to on-demand capacity")
+        if step.adopted:
+            notes.append("adopted a running Job")
+        if notes:
+            progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
+        if step.error is not None:
+            progress.log(f"{step.spec.family}: {step.error}")
 
 
 def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
