@@ -258,6 +258,20 @@ class JobController:
                 return
         self._remove_finalizer(pod)
 
+    def _release_pods_of_gone_jobs(self, namespace: str, name: str, job: Obj | None) -> None:
+        """Pods whose Job was deleted keep no tracking finalizer (the Job controller drops it)."""
+        live_uid = job["metadata"]["uid"] if job else None
+
+        def stale(p: Obj) -> bool:
+            if JOB_TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or []):
+                return False
+            refs = [o for o in p["metadata"].get("ownerReferences") or [] if o.get("controller")]
+            return any(o.get("kind") == "Job" and o.get("name") == name and o.get("uid") != live_uid for o in refs)
+
+        pods, _ = self.store.list(r.POD, namespace, stale)
+        for pod in pods:
+            self._remove_finalizer(pod)
+
     def _create_pod(self, job: Obj) -> None:
         template = (job.get("spec") or {}).get("template") or {}
         tmeta = template.get("metadata") or {}
@@ -294,6 +308,7 @@ class JobController:
     # ------------------------------------------------------------------ reconcile
     def sync(self, namespace: str, name: str) -> None:
         job = self.store.try_get(r.JOB, namespace, name)
+        self._release_pods_of_gone_jobs(namespace, name, job)
         if job is None:
             return
         uid = job["metadata"]["uid"]

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The Kubernetes version the emulation follows (Job conditions as in 1.31+, etc.).
-EMULATED_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-gokart-k8s-local"}
+EMULATED_VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-gokart-k8s-local",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+}
 
 _ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 

@@ -1,0 +1,80 @@
+"""Pytest fixtures for the embedded local Kubernetes cluster.
+
+Add ``pytest_plugins = ["gokart_k8s.testing.cluster"]`` to a ``conftest.py`` and use:
+
+- ``local_cluster``: a started :class:`~gokart_k8s.localcluster.LocalCluster` with the default
+  pool, stopped after the test; the test fails if a pod process outlives it.
+- ``local_cluster_factory``: ``make(pools=..., chaos=..., **options) -> LocalCluster`` for custom
+  pools, chaos or clocks; every cluster made is stopped after the test.
+- ``local_cluster_api``: a ``kubernetes.client.ApiClient`` for ``local_cluster``.
+
+The clusters listen on 127.0.0.1 only and need no network. What they emulate is documented in
+``docs/local-cluster.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..localcluster import LocalCluster
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+ClusterFactory = Callable[..., LocalCluster]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's pid reused
+        return True
+    # A zombie is gone for our purposes (its parent reaps it).
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_and_check(cluster: LocalCluster) -> None:
+    """Stop ``cluster`` and fail if any pod process it started is still alive."""
+    pids = cluster.running_pids()
+    cluster.stop()
+    leftovers = [pid for pid in pids if _alive(pid)]
+    assert not leftovers, f"pod processes outlived the local cluster: {leftovers}"
+
+
+@pytest.fixture
+def local_cluster_factory() -> Iterator[ClusterFactory]:
+    """Make started clusters with any LocalCluster arguments; all are stopped after the test."""
+    made: list[LocalCluster] = []
+
+    def make(*args: Any, **kwargs: Any) -> LocalCluster:
+        cluster = LocalCluster(*args, **kwargs).start()
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        stop_and_check(cluster)
+
+
+@pytest.fixture
+def local_cluster(local_cluster_factory: ClusterFactory) -> LocalCluster:
+    """A started local cluster with the default pool (this machine's CPUs and memory)."""
+    return local_cluster_factory()
+
+
+@pytest.fixture
+def local_cluster_api(local_cluster: LocalCluster) -> Iterator[ApiClient]:
+    """A ``kubernetes.client.ApiClient`` talking to ``local_cluster`` over HTTP."""
+    client = local_cluster.api_client()
+    yield client
+    client.close()
