@@ -101,3 +101,6 @@ def scripted_api(scripted: Scripted, tmp_path: Path) -> KubernetesCluster:
     return connect(
         kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", scripted.url)), request_timeout=5, backoff_seconds=0.01
     )
+
+
+from gokart_k8s.testing.cluster import local_cluster, local_cluster_factory  # noqa: E402, F401

@@ -1,0 +1,266 @@
+"""The driver runs step graphs as Jobs on the embedded local cluster, over real HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import luigi.configuration
+import pytest
+
+from gokart_k8s.cluster.kubernetes import KubernetesCluster, connect
+from gokart_k8s.conventions import job_name
+from gokart_k8s.driver import RunReport, fallback_job_name, run_steps
+from gokart_k8s.errors import ClusterError, StepEvictedError, StepFailedError
+from gokart_k8s.localcluster import LocalCluster
+from gokart_k8s.platforms import get_profile
+from gokart_k8s.pools import NodePool
+from gokart_k8s.settings import Settings
+from gokart_k8s.steps import StepSpec, collect
+from gokart_k8s.workspace import WORKSPACE_ENV
+from tests.driver.conftest import write_kubeconfig
+from tests.driver.pipelines import AfterBroken, Hungry, Leaf, Sleepy, Total, Unplaceable
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "default"
+
+
+@dataclass
+class Recorder:
+    """A ProgressSink that records states and can act when a step reaches one."""
+
+    states: list[tuple[str, str, str]] = field(default_factory=list)
+    on_state: Callable[[StepSpec, str, str], None] | None = None
+
+    def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None:
+        self.states.append((spec.family, state, detail))
+        if self.on_state is not None:
+            self.on_state(spec, state, detail)
+
+    def of(self, family: str) -> list[str]:
+        return [state for fam, state, _ in self.states if fam == family]
+
+
+@dataclass
+class Rig:
+    cluster: LocalCluster
+    api: KubernetesCluster
+    settings: Settings
+    workspace: str
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+    def run(self, roots: Sequence[Any], progress: Recorder | None = None, **options: Any) -> RunReport:
+        steps, problems = collect(roots, self.settings)
+        assert not problems
+        return run_steps(
+            steps,
+            self.settings,
+            self.api,
+            run_id="test-run",
+            image="local/pipeline:test",
+            env={WORKSPACE_ENV: self.workspace},
+            profile=get_profile(self.settings),
+            progress=progress,
+            log_sink=lambda step, line: self.logs.append((step, line)),
+            **options,
+        )
+
+    def jobs(self) -> list[str]:
+        return sorted(j["metadata"]["name"] for j in self.api.list("jobs", NS, "").items)
+
+    def pods_of(self, job: str) -> list[dict[str, Any]]:
+        return self.api.list("pods", NS, f"batch.kubernetes.io/job-name={job}").items
+
+    def evict_running_pod(self, job: str) -> None:
+        running = [p for p in self.pods_of(job) if p["status"].get("phase") == "Running"]
+        self.cluster.evict_pod(NS, running[0]["metadata"]["name"], grace_seconds=1)
+
+
+SPOT_POOLS = (
+    NodePool("spot", cpu="2", memory="8Gi", spot=True),
+    NodePool("ondemand", cpu="2", memory="8Gi"),
+)
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path, local_cluster_factory: Callable[..., LocalCluster]) -> Iterator[Callable[..., Rig]]:
+    config = luigi.configuration.get_config()
+    had = config.has_option("TaskOnKart", "workspace_directory")
+    old = config.get("TaskOnKart", "workspace_directory") if had else None
+    workspace = f"{tmp_path}/workspace/"
+    config.set("TaskOnKart", "workspace_directory", workspace)
+
+    def make(**overrides: Any) -> Rig:
+        base = Settings(backoff_limit=0, watch_timeout_seconds=10, request_timeout_seconds=10)
+        settings = dataclasses.replace(base, **overrides)
+        pools = get_profile(settings).pools() if settings.platform != "plain" else None
+        cluster = local_cluster_factory(pools=pools, pod_env={"PYTHONPATH": str(REPO)})
+        api = connect(kubeconfig=str(cluster.write_kubeconfig(tmp_path / "kubeconfig")), request_timeout=10)
+        return Rig(cluster, api, settings, workspace)
+
+    yield make
+    if old is None:
+        config.remove_option("TaskOnKart", "workspace_directory")
+    else:
+        config.set("TaskOnKart", "workspace_directory", old)
+
+
+def evict_once_when_running(rig: Rig, family: str) -> Recorder:
+    done = threading.Event()
+
+    def act(spec: StepSpec, state: str, detail: str) -> None:
+        if spec.family == family and state == "running" and not done.is_set():
+            done.set()
+            # Not from inside the driver's loop: the eviction waits for the pod's grace period.
+            threading.Thread(target=rig.evict_running_pod, args=(detail,)).start()
+
+    return Recorder(on_state=act)
+
+
+def test_every_step_of_a_fan_in_runs_as_its_own_job_and_a_rerun_finds_them_cached(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    report = rig.run([Total(n=3)])
+    assert report.ok, [str(s.error) for s in report.failures()]
+    assert [s.state for s in report.steps] == ["succeeded"] * 4
+    assert len(rig.jobs()) == 4
+    assert ("Leaf", "leaf 2 says hello") in rig.logs
+
+    again = rig.run([Total(n=3)], progress=(progress := Recorder()))
+    assert [s.state for s in again.steps] == ["cached"] * 4
+    assert "submitted" not in {state for _, state, _ in progress.states}
+    assert len(rig.jobs()) == 4
+
+
+def test_an_evicted_step_resumes_without_spending_its_retry_budget(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(backoff_limit=0, fallback_after_evictions=0)
+    progress = evict_once_when_running(rig, "Sleepy")
+    report = rig.run([Sleepy(seconds=4.0, tag="resume")], progress=progress)
+    (step,) = report.steps
+    assert (step.state, step.evictions, step.attempts, step.fallback) == ("succeeded", 1, 2, False)
+    assert "evicted" in progress.of("Sleepy")
+
+
+def test_a_tolerant_step_moves_to_on_demand_capacity_after_repeated_evictions(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(platform="gke-standard", pools=SPOT_POOLS, fallback_after_evictions=1)
+    progress = evict_once_when_running(rig, "Sleepy")
+    task = Sleepy(seconds=4.0, tag="fallback")
+    report = rig.run([task], progress=progress)
+    (step,) = report.steps
+    assert (step.state, step.evictions, step.fallback) == ("succeeded", 1, True)
+    assert step.job == fallback_job_name(step.spec) and step.job.endswith("-od") and len(step.job) <= 63
+    (pod,) = rig.pods_of(step.job)
+    assert pod["spec"]["nodeSelector"]["cloud.google.com/gke-nodepool"] == "ondemand"
+    assert job_name(step.spec.family, step.spec.unique_id) not in rig.jobs()  # the Spot Job was deleted
+
+
+def test_a_step_evicted_more_often_than_allowed_fails_as_evicted(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(eviction_retries=0, fallback_after_evictions=0)
+    progress = evict_once_when_running(rig, "Sleepy")
+    report = rig.run([Sleepy(seconds=30.0, tag="give-up")], progress=progress)
+    (step,) = report.steps
+    assert (step.state, step.evictions) == ("failed", 1)
+    assert isinstance(step.error, StepEvictedError)
+    assert "eviction_retries=0" in str(step.error)
+
+
+def test_a_step_out_of_memory_fails_with_advice_to_use_a_bigger_class(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(backoff_limit=0)
+    report = rig.run([Hungry()])
+    (step,) = report.steps
+    assert step.state == "failed" and step.outcome is not None
+    assert step.outcome.kind.value == "out_of_memory"
+    assert isinstance(step.error, StepFailedError)
+    assert "Step Hungry ran out of memory on resource class 'small-memory' (300Mi)" in str(step.error)
+    assert "Use a bigger class" in str(step.error)
+
+
+def test_a_user_error_fails_fast_with_its_log_and_only_its_dependents_are_skipped(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(backoff_limit=3)
+    report = rig.run([AfterBroken(), Leaf(i=99)])
+    states = {s.spec.family: s for s in report.steps}
+    assert (states["Broken"].state, states["AfterBroken"].state, states["Leaf"].state) == (
+        "failed",
+        "skipped",
+        "succeeded",
+    )
+    broken = states["Broken"]
+    assert broken.attempts == 1  # exit 42 fails the Job at once, whatever backoff_limit says
+    assert "ValueError: bad row 7" in str(broken.error)
+    assert "--backend inline" in str(broken.error)
+    assert not report.ok
+
+
+def test_a_restarted_driver_adopts_its_running_job_instead_of_submitting_a_duplicate(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+
+    def interrupt(spec: StepSpec, state: str, detail: str) -> None:
+        if state == "running":
+            raise KeyboardInterrupt  # what Ctrl-C does to the driver's loop
+
+    task = Sleepy(seconds=3.0, tag="adopt")
+    first = rig.run([task], progress=Recorder(on_state=interrupt), on_interrupt="keep")
+    assert first.interrupted and not first.ok
+    (name,) = first.kept_jobs
+
+    second = rig.run([task])
+    (step,) = second.steps
+    assert (step.state, step.adopted, step.job) == ("succeeded", True, name)
+    assert rig.jobs() == [name]
+    assert len(rig.pods_of(name)) == 1
+
+
+def test_an_interrupt_with_the_delete_policy_deletes_the_jobs_in_flight(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+
+    def interrupt(spec: StepSpec, state: str, detail: str) -> None:
+        if state == "submitted":
+            raise KeyboardInterrupt
+
+    report = rig.run([Sleepy(seconds=30.0, tag="delete")], progress=Recorder(on_state=interrupt), on_interrupt="delete")
+    assert report.interrupted and report.kept_jobs == []
+    assert rig.jobs() == []
+
+
+def test_a_step_unschedulable_for_too_long_fails_naming_what_to_check(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(unschedulable_timeout_seconds=1.0)
+    report = rig.run([Unplaceable()])
+    (step,) = report.steps
+    assert step.state == "failed"
+    assert "Step Unplaceable cannot be scheduled" in str(step.error)
+    assert "resource class 'huge'" in str(step.error)
+    assert rig.jobs() == []  # its Job was deleted, so it cannot start later unseen
+
+
+def test_an_unreachable_cluster_fails_before_any_step_runs(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = connect(kubeconfig=str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{port}")), request_timeout=2)
+    settings = Settings()
+    steps, _ = collect([Leaf(i=1)], settings)
+    progress = Recorder()
+    with pytest.raises(ClusterError, match="Cannot reach the Kubernetes API"):
+        run_steps(
+            steps,
+            settings,
+            api,
+            run_id="r",
+            image="i",
+            env={},
+            profile=get_profile(settings),
+            progress=progress,
+            is_complete=lambda steps: set(),
+        )
+    assert progress.states == []
