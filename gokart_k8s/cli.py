@@ -34,6 +34,9 @@ EXIT_BAD_INPUT = 2
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
     parser.add_argument("--image", help="container image of step Jobs (overrides [gokart_k8s] image)")
+    parser.add_argument(
+        "--workspace", help="the cache location (overrides [TaskOnKart] workspace_directory), e.g. gs://bucket/prefix"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -121,23 +124,25 @@ def _settings(args: argparse.Namespace) -> Any:
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str) -> Any:
+def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touch_cache: bool = True) -> Any:
     from gokart_k8s.plan import make_plan
     from gokart_k8s.tasks import task_from_argv
     from gokart_k8s.workspace import set_workspace_directory, workspace_directory
 
     settings = _settings(args)
+    if getattr(args, "workspace", None):
+        set_workspace_directory(args.workspace.rstrip("/") + "/")
     root = task_from_argv(luigi_argv)
     workspace = workspace_directory()
     if backend == "local-cluster" and "://" not in workspace:
         # Pods of the local cluster are local processes: they share this directory, by absolute path.
         workspace = str(Path(workspace).resolve()) + "/"
         set_workspace_directory(workspace)
-    if "://" in workspace:
+    if "://" in workspace and touch_cache:
         from gokart_k8s.workspace import prepare
 
         prepare(workspace)
-    return root, make_plan([root], settings, backend=backend, workspace=workspace)
+    return root, make_plan([root], settings, backend=backend, workspace=workspace, check_cache=touch_cache)
 
 
 def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
@@ -155,7 +160,8 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.render import render_steps
     from gokart_k8s.workspace import WORKSPACE_ENV
 
-    _root, plan = _plan(args, luigi_argv, "kubernetes")
+    # Rendering has no side effect and needs no credentials: the cache is not read.
+    _root, plan = _plan(args, luigi_argv, "kubernetes", touch_cache=False)
     if not plan.ok:
         raise PlanError(plan.problems)
     settings = plan.settings
