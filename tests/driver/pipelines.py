@@ -21,7 +21,7 @@ HUGE = ResourceClass(cpu="64", memory="1Gi", name="huge")
 
 @gokart_k8s.job(resources=TINY)
 class Leaf(gokart.TaskOnKart[Any]):
-    i: int = luigi.IntParameter()
+    i: int = luigi.IntParameter()  # type: ignore[assignment]  # luigi parameters are descriptors
 
     def run(self) -> None:
         print(f"leaf {self.i} says hello")
@@ -30,9 +30,9 @@ class Leaf(gokart.TaskOnKart[Any]):
 
 @gokart_k8s.job(resources=TINY)
 class Total(gokart.TaskOnKart[Any]):
-    n: int = luigi.IntParameter()
+    n: int = luigi.IntParameter()  # type: ignore[assignment]
 
-    def requires(self) -> list[gokart.TaskOnKart[Any]]:
+    def requires(self) -> Any:
         return [Leaf(i=i) for i in range(self.n)]
 
     def run(self) -> None:
@@ -43,8 +43,8 @@ class Total(gokart.TaskOnKart[Any]):
 class Sleepy(gokart.TaskOnKart[Any]):
     """Sleeps, so a test can evict it while it runs."""
 
-    seconds: float = luigi.FloatParameter()
-    tag: str = luigi.Parameter(default="")
+    seconds: float = luigi.FloatParameter()  # type: ignore[assignment]
+    tag: str = luigi.Parameter(default="")  # type: ignore[assignment]
 
     def run(self) -> None:
         print("sleepy started", flush=True)
