@@ -126,7 +126,7 @@ class LocalCluster:
         self._node_templates = {
             f"{pool.name}-{i}": node_manifest(pool, i) for pool in self.pools for i in range(pool.nodes)
         }
-        self.store = Store(max_events=max_events, admission=admit)
+        self.store = Store(max_events=max_events, admission=admit, clock=clock)
         self.kubelet = Kubelet(self.store, pod_env=dict(pod_env or {}), workdir=workdir, poll_seconds=poll_seconds)
         self.scheduler = Scheduler(self.store)
         self.jobs = JobController(

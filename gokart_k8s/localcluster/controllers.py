@@ -624,7 +624,10 @@ class CronJobController:
         # Job names end in the scheduled time in minutes since the epoch, so a retried sync finds
         # the same name (https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#job-creation).
         job = self._job_from_template(cj, f"{meta['name']}-{int(scheduled.timestamp() // 60)}")
-        job["metadata"]["annotations"][SCHEDULED_TIMESTAMP_ANNOTATION] = scheduled.isoformat()
+        stamp = scheduled.isoformat()
+        job["metadata"]["annotations"][SCHEDULED_TIMESTAMP_ANNOTATION] = (
+            stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp
+        )
         try:
             created = self.store.create(r.JOB, job, meta["namespace"])
             active = [*active, created]

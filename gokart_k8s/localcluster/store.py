@@ -69,7 +69,13 @@ def owned_by(obj: Obj, owner_uid: str, *, controller_only: bool = False) -> bool
 class Store:
     """Objects, resourceVersions, the event log and the listeners; thread-safe."""
 
-    def __init__(self, *, max_events: int = 50_000, admission: Admission | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_events: int = 50_000,
+        admission: Admission | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.cond = threading.Condition(threading.RLock())
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {t.key: {} for t in r.ALL_TYPES}
         self._rv = 0
@@ -79,6 +85,8 @@ class Store:
         self._listeners: list[Listener] = []
         self._admission = admission
         self._names = random.Random()
+        #: Stamps creationTimestamp; a manual clock moves it so CronJobs count schedules from it.
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.closed = False
         for ns in DEFAULT_NAMESPACES:
             self.create(r.NAMESPACE, {"metadata": {"name": ns}})
@@ -182,7 +190,7 @@ class Store:
                         meta["name"] = candidate
                         break
             meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = timestamp()
+            meta["creationTimestamp"] = timestamp(self._clock())
             meta["generation"] = 1
             if self._admission:
                 self._admission(rt, obj, None)
