@@ -30,6 +30,13 @@ from gokart_k8s.errors import GokartK8sError, PlanError
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+#: ``--chaos`` alone: 10 disruptions per minute of running pod time (one every 6 s on average)
+#: with seed 3, which preempts the example's long TrainModel step twice mid-training (it resumes
+#: from its checkpoint, then moves to on-demand capacity) and tries, and fails, to evict the
+#: protected EvaluateModel. Pass --chaos-seed/--chaos-rate for other disruption plans.
+CHAOS_RATE = 10.0
+CHAOS_SEED = 3
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
@@ -72,8 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--on-interrupt", choices=("ask", "delete", "keep"), default="ask", help="what Ctrl-C does to in-flight Jobs"
     )
     run.add_argument("--chaos", action="store_true", help="local-cluster: evict and preempt pods at random")
-    run.add_argument("--chaos-seed", type=int, default=None, help="local-cluster: chaos random seed")
-    run.add_argument("--chaos-rate", type=float, default=None, help="local-cluster: chaos rate (see docs)")
+    run.add_argument(
+        "--chaos-seed", type=int, default=None, help=f"local-cluster: chaos random seed (default {CHAOS_SEED})"
+    )
+    run.add_argument(
+        "--chaos-rate",
+        type=float,
+        default=None,
+        help=f"local-cluster: disruptions per minute of running pod time (default {CHAOS_RATE})",
+    )
     run.add_argument("--no-logs", action="store_true", help="do not stream step logs")
     _common(run)
 
@@ -253,13 +267,13 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
 
     import tempfile
 
-    from gokart_k8s.localcluster import DEFAULT_CHAOS_RATE, ChaosConfig, LocalCluster
+    from gokart_k8s.localcluster import ChaosConfig, LocalCluster
 
     chaos = None
     if args.chaos or args.chaos_rate is not None or args.chaos_seed is not None:
         chaos = ChaosConfig(
-            seed=0 if args.chaos_seed is None else args.chaos_seed,
-            rate=DEFAULT_CHAOS_RATE if args.chaos_rate is None else args.chaos_rate,
+            seed=CHAOS_SEED if args.chaos_seed is None else args.chaos_seed,
+            rate=CHAOS_RATE if args.chaos_rate is None else args.chaos_rate,
         )
     # Pods are local processes started from this environment: the pipeline's modules must import
     # from the working directory, as they would from the image.
@@ -290,7 +304,7 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
         if chaos is not None:
             progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
             for event in events:
-                progress.log(f"  {event}")
+                progress.log(f"  {event.at:6.1f}s  {event.detail}")
     _print_report(report, progress)
     return bool(report.ok)
 
