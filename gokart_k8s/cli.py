@@ -201,6 +201,13 @@ def _run_id(args: argparse.Namespace) -> str:
 
 def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.progress import ProgressDisplay
+    from gokart_k8s.schedule import resolve_scheduled_argv
+
+    # In a scheduled run (the driver pod of a CronJob), bind {scheduled_date} and friends, and take
+    # the run id from the driver's Job so a replacement driver adopts the same step Jobs.
+    luigi_argv, scheduled_run_id = resolve_scheduled_argv(luigi_argv, os.environ, timezone=None)
+    if scheduled_run_id and not args.run_id:
+        args.run_id = scheduled_run_id
 
     root, plan = _plan(args, luigi_argv, args.backend)
     if not plan.ok:
