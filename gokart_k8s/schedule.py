@@ -871,7 +871,8 @@ def _plan_problems(config: ScheduleConfig, settings: Any) -> list[str]:
         argv, _ = resolve_scheduled_argv(list(config.task_argv), sample, timezone=config.timezone)
         root = task_from_argv(argv)
         plan_settings = dataclasses.replace(settings, platform=config.platform, image=config.image)
-        plan = make_plan([root], plan_settings, backend="kubernetes", workspace=config.workspace)
+        # The cache is not read: the pod's cloud identity, not this machine's, will read it.
+        plan = make_plan([root], plan_settings, backend="kubernetes", workspace=config.workspace, check_cache=False)
     except GokartK8sError as exc:
         return [str(exc)]
     return list(plan.problems)

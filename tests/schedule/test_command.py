@@ -1,0 +1,105 @@
+"""The `gokart-k8s schedule` command: create (with or without the word), write YAML, refuse early."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from luigi.configuration import LuigiConfigParser
+
+from gokart_k8s.cli import main
+
+TASK = "tests.schedule.scheduled_pipeline.DailyReport"
+
+
+@pytest.fixture(autouse=True)
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("GOKART_K8S_") or name == "LUIGI_CONFIG_PATH":
+            monkeypatch.delenv(name)
+    path = tmp_path / "luigi.cfg"
+    path.write_text("[TaskOnKart]\nworkspace_directory = gs://bucket/cache/\n[gokart_k8s]\nimage = pipeline:1\n")
+    monkeypatch.setattr(LuigiConfigParser, "_config_paths", [str(path)])
+    monkeypatch.setattr(LuigiConfigParser, "_instance", None)
+    return path
+
+
+def test_schedule_task_writes_the_four_objects_as_yaml(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    status = main(
+        [
+            "schedule",
+            TASK,
+            "--date",
+            "{scheduled_date}",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Asia/Tokyo",
+            "-o",
+            str(out),
+        ]
+    )
+    assert status == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "01-serviceaccount-dailyreport-driver.yaml",
+        "02-role-dailyreport-driver.yaml",
+        "03-rolebinding-dailyreport-driver.yaml",
+        "04-cronjob-dailyreport.yaml",
+    ]
+    cronjob = yaml.safe_load((out / files[3]).read_text())
+    command = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["gokart-k8s", "run", TASK, "--date", "{scheduled_date}", "--backend", "kubernetes"]
+
+
+def test_schedule_create_is_the_same_command_with_its_word(tmp_path: Path) -> None:
+    status = main(
+        [
+            "schedule",
+            "create",
+            TASK,
+            "--date",
+            "{scheduled_date}",
+            "--cron",
+            "@daily",
+            "--name",
+            "nightly",
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 0
+    assert (tmp_path / "out" / "04-cronjob-nightly.yaml").exists()
+
+
+def test_a_bad_schedule_is_refused_with_every_problem_and_nothing_is_written(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text("[TaskOnKart]\nworkspace_directory = ./resources/\n")
+    LuigiConfigParser._instance = None
+    out = tmp_path / "out"
+    status = main(
+        ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "0 3 * *", "--timezone", "Tokyo", "-o", str(out)]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "4 problems in schedule 'dailyreport'; nothing was created" in err
+    assert not out.exists()
+
+
+def test_an_unknown_task_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["schedule", "tests.schedule.no_such_module.Task", "--cron", "@daily", "-o", str(tmp_path / "out")])
+    assert status == 2
+    assert "cannot import module" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_either_an_output_directory_or_apply_is_required() -> None:
+    with pytest.raises(SystemExit):
+        main(["schedule", TASK, "--cron", "@daily"])
