@@ -286,6 +286,7 @@ def main() -> int:
             finally:
                 cluster.stop()
 
+        before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cluster = ClusterProcess(f"{tmp}/c3")
         try:
             tracemalloc.start()

@@ -139,7 +139,7 @@ class _Run:
     pod_uids: set[str] = field(default_factory=set)
     started: float | None = None
     unschedulable_since: float | None = None
-    last_state: str = ""
+    last_state: tuple[str, str] = ("", "")
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_LOG_TAIL))
 
     @property
@@ -189,9 +189,9 @@ class _Driver:
     # --- reporting -----------------------------------------------------------------------------
 
     def _state(self, run: _Run, state: str, detail: str = "") -> None:
-        if (state, detail) == (run.last_state, ""):
-            return
-        run.last_state = state
+        if (state, detail) == run.last_state:
+            return  # the same news again (every pod event of a running step says "running")
+        run.last_state = (state, detail)
         if self.progress is not None:
             self.progress.step_state(run.spec, state, detail)
 

@@ -264,3 +264,18 @@ def test_an_unreachable_cluster_fails_before_any_step_runs(tmp_path: Path) -> No
             is_complete=lambda steps: set(),
         )
     assert progress.states == []
+
+
+def test_an_interrupt_without_a_terminal_keeps_the_jobs_and_prints_how_to_delete_them(
+    make_rig: Callable[..., Rig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig = make_rig()
+
+    def interrupt(spec: StepSpec, state: str, detail: str) -> None:
+        if state == "submitted":
+            raise KeyboardInterrupt
+
+    report = rig.run([Sleepy(seconds=30.0, tag="ask")], progress=Recorder(on_state=interrupt), on_interrupt="ask")
+    (name,) = report.kept_jobs
+    assert rig.jobs() == [name]
+    assert f"kubectl delete jobs -n default {name}" in capsys.readouterr().err
