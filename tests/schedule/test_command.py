@@ -103,3 +103,34 @@ def test_an_unknown_task_is_refused_before_anything_is_written(
 def test_either_an_output_directory_or_apply_is_required() -> None:
     with pytest.raises(SystemExit):
         main(["schedule", TASK, "--cron", "@daily"])
+
+
+def test_apply_list_trigger_runs_and_delete_against_a_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gokart_k8s.localcluster import LocalCluster
+
+    # No driver may start here: gke-standard pins it to the ondemand-small pool, which the default
+    # local node is not in, so the triggered pod stays Pending.
+    with LocalCluster() as cluster:
+        monkeypatch.setenv("KUBECONFIG", str(cluster.write_kubeconfig(tmp_path / "kubeconfig")))
+        create = ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "0 3 * * *", "--name", "nightly"]
+        assert main([*create, "--platform", "gke-standard", "--apply"]) == 0
+        assert "cronjob/nightly created" in capsys.readouterr().out
+        assert main([*create, "--platform", "gke-standard", "--apply", "--timezone", "Asia/Tokyo"]) == 0
+        assert "cronjob/nightly configured" in capsys.readouterr().out
+
+        assert main(["schedule", "list"]) == 0
+        listing = capsys.readouterr().out
+        assert "nightly" in listing and "0 3 * * *" in listing and "Asia/Tokyo" in listing
+
+        assert main(["schedule", "trigger", "nightly", "--date", "2026-11-01"]) == 0
+        assert "scheduled time 2026-11-01T03:00:00+09:00" in capsys.readouterr().out
+        assert main(["schedule", "runs", "nightly"]) == 0
+        runs = capsys.readouterr().out
+        assert "Running" in runs and "2026-11-01T03:00:00+09:00" in runs and "manual" in runs
+
+        assert main(["schedule", "delete", "nightly"]) == 0
+        assert "cronjob/nightly deleted" in capsys.readouterr().out
+        assert main(["schedule", "list"]) == 0
+        assert "nightly" not in capsys.readouterr().out
