@@ -320,7 +320,8 @@ def main() -> int:
     print(_requests_table("gokart_k8s driver", flight, flight_steps))
     print(
         f"  wall time {flight_seconds:.1f} s; driver tracemalloc peak {traced_peak / 2**20:.1f} MB; "
-        f"process ru_maxrss {maxrss_mb:.1f} MB (target < 300 MB: {'met' if maxrss_mb < 300 else 'MISSED'})"
+        f"process ru_maxrss {maxrss_mb:.1f} MB, {before_mb:.1f} MB before this phase "
+        f"(target < 300 MB: {'met' if maxrss_mb < 300 else 'MISSED'})"
     )
     return 0
 
