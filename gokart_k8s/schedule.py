@@ -97,8 +97,6 @@ ENV_SCHEDULE_NAME = "GOKART_K8S_SCHEDULE_NAME"
 ENV_SCHEDULE_TIMEZONE = "GOKART_K8S_SCHEDULE_TIMEZONE"
 #: Env of a triggered Job's pod: the scheduled time (ISO 8601), overriding the Job name.
 ENV_SCHEDULED_TIME = "GOKART_K8S_SCHEDULED_TIME"
-#: Env of the driver pod: the cache; the driver uses it as ``[TaskOnKart] workspace_directory``.
-ENV_WORKSPACE = "GOKART_K8S_WORKSPACE"
 
 LABEL_SCHEDULE = f"{LABEL_PREFIX}/schedule"
 LABEL_ROLE = f"{LABEL_PREFIX}/role"
@@ -368,7 +366,6 @@ def _driver_env(config: ScheduleConfig) -> list[dict[str, Any]]:
     plain = {
         ENV_SCHEDULE_NAME: config.name,
         ENV_SCHEDULE_TIMEZONE: config.timezone or "UTC",
-        ENV_WORKSPACE: config.workspace,
         # Settings of the driver (gokart_k8s.settings reads GOKART_K8S_<FIELD>), so the image's
         # luigi.cfg cannot send steps elsewhere than this schedule says.
         "GOKART_K8S_IMAGE": config.image or "",
@@ -386,9 +383,10 @@ def _driver_env(config: ScheduleConfig) -> list[dict[str, Any]]:
     return env
 
 
-def driver_argv(task_argv: Sequence[str]) -> list[str]:
-    """The driver's command: ``gokart-k8s run TASK [params] --backend kubernetes`` (placeholders literal)."""
-    return ["gokart-k8s", "run", *task_argv, "--backend", "kubernetes"]
+def driver_argv(task_argv: Sequence[str], workspace: str) -> list[str]:
+    """The driver's command: ``gokart-k8s run TASK [params] --backend kubernetes --workspace CACHE``
+    (placeholders literal). The cache is on the command line so the image's luigi.cfg need not name it."""
+    return ["gokart-k8s", "run", *task_argv, "--backend", "kubernetes", "--workspace", workspace]
 
 
 def _pod_failure_policy() -> dict[str, Any]:
@@ -417,7 +415,7 @@ def build_cronjob(config: ScheduleConfig) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": DRIVER_CONTAINER,
         "image": config.image or "",
-        "command": driver_argv(config.task_argv),
+        "command": driver_argv(config.task_argv, config.workspace),
         "env": _driver_env(config),
         "resources": {
             "requests": {"cpu": DRIVER_CPU, "memory": DRIVER_MEMORY},
@@ -787,6 +785,9 @@ def _schedule_parser() -> argparse.ArgumentParser:
     create.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
     create.add_argument("--image", help="container image (overrides [gokart_k8s] image)")
     create.add_argument("--namespace", help="namespace (overrides [gokart_k8s] namespace)")
+    create.add_argument(
+        "--workspace", help="the cache, gs://BUCKET/PREFIX/ (overrides [TaskOnKart] workspace_directory)"
+    )
     create.add_argument("--no-plan-check", action="store_true", help="do not import the task and check its plan")
     create.add_argument("--debug", action="store_true")
 
@@ -844,7 +845,7 @@ def config_from_args(args: argparse.Namespace, task_argv: list[str], settings: A
         cron=args.cron,
         timezone=args.timezone,
         image=args.image or settings.image,
-        workspace=workspace,
+        workspace=args.workspace or workspace,
         namespace=args.namespace or settings.namespace,
         platform=args.platform or settings.platform,
         step_service_account=settings.service_account,

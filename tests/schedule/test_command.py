@@ -53,7 +53,10 @@ def test_schedule_task_writes_the_four_objects_as_yaml(tmp_path: Path) -> None:
     ]
     cronjob = yaml.safe_load((out / files[3]).read_text())
     command = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command == ["gokart-k8s", "run", TASK, "--date", "{scheduled_date}", "--backend", "kubernetes"]
+    assert command == [
+        *("gokart-k8s", "run", TASK, "--date", "{scheduled_date}"),
+        *("--backend", "kubernetes", "--workspace", "gs://bucket/cache/"),
+    ]
 
 
 def test_schedule_create_is_the_same_command_with_its_word(tmp_path: Path) -> None:

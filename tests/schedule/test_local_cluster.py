@@ -115,8 +115,6 @@ def env(
 ) -> Iterator[Env]:
     markers, cache = tmp_path / "markers", f"gs://{gcs_bucket}/cache/"
     markers.mkdir()
-    config = tmp_path / "luigi.cfg"
-    config.write_text(f"[TaskOnKart]\nworkspace_directory = {cache}\n")
     kubeconfig = tmp_path / "kubeconfig"
     # gke-standard pins the driver to the on-demand pool and the steps to the Spot pool, so losing
     # the driver's node loses only the driver.
@@ -125,7 +123,7 @@ def env(
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         # The driver pod talks to the local cluster through a kubeconfig instead of in-cluster config.
         "KUBECONFIG": str(kubeconfig),
-        "LUIGI_CONFIG_PATH": str(config),
+        # No luigi.cfg: the driver's command names the cache, and the driver passes it to the steps.
         "SCHEDULE_TEST_MARKERS": str(markers),
         "STORAGE_EMULATOR_HOST": gcs_emulator.url,
     }

@@ -106,13 +106,14 @@ def test_the_driver_command_carries_the_date_placeholder_literally() -> None:
         "{scheduled_date}",
         "--backend",
         "kubernetes",
+        "--workspace",
+        "gs://bucket/cache/",
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env[ENV_SCHEDULE_TIMEZONE]["value"] == "Asia/Tokyo"
     assert env[ENV_JOB_NAME]["valueFrom"] == {
         "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
     }
-    assert env["GOKART_K8S_WORKSPACE"]["value"] == "gs://bucket/cache/"
     assert env["GOKART_K8S_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
