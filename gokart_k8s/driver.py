@@ -450,6 +450,12 @@ class _Driver:
         run.report.attempts = len(run.pod_uids)
         outcome = classify(job, list(pods.values()), log_tail=list(run.log_tail))
         if outcome.kind is OutcomeKind.SUCCEEDED:
+            # Jobs and pods arrive on two streams: the Job's Complete condition can be seen before
+            # its pod's final state. The pod has ended all the same, so its log is complete now.
+            for uid, pod in pods.items():
+                if uid not in run.counted and uid not in self.deleted_pods:
+                    run.counted.add(uid)
+                    self._read_log(run, {**pod, "status": {**(pod.get("status") or {}), "phase": "Succeeded"}}, False)
             self._succeed(run)
         elif outcome.final:
             self._fail(run, outcome, delete=outcome.kind is OutcomeKind.IMAGE_PULL_FAILED)
