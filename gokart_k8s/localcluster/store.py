@@ -202,7 +202,26 @@ class Store:
             if dry_run:
                 return obj
             self._commit(rt, "ADDED", obj, None)
+            if self._owners_all_gone(obj):
+                # The garbage collector deletes dependents whose owners no longer exist, e.g. a pod a
+                # controller created for a Job deleted meanwhile
+                # (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#owners-dependents).
+                self._delete_now(rt, obj, None)
             return clone(obj)
+
+    def _owners_all_gone(self, obj: Obj) -> bool:
+        refs = obj["metadata"].get("ownerReferences") or []
+        if not refs:
+            return False
+        for ref in refs:
+            owner_rt = r.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if owner_rt is None:
+                return False  # an owner of a kind this cluster does not know: leave it alone
+            ns = obj["metadata"].get("namespace", "") if owner_rt.namespaced else ""
+            owner = self._objects[owner_rt.key].get((ns, ref.get("name", "")))
+            if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+                return False
+        return True
 
     def replace(
         self,

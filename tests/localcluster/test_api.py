@@ -246,3 +246,10 @@ def test_discovery_lists_batch_and_core_resources(local_cluster: LocalCluster) -
     assert {"pods", "pods/log", "pods/eviction", "nodes", "events", "namespaces"} <= core_names
     assert {"jobs", "cronjobs", "jobs/status"} <= batch_names
     assert client.VersionApi(api).get_code().minor == "31"
+
+
+def test_object_created_for_a_missing_owner_is_garbage_collected(core: client.CoreV1Api) -> None:
+    """Dependents whose owners are gone are deleted by the garbage collector (garbage-collection.md)."""
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "gone", "uid": "0000", "controller": True}
+    core.create_namespaced_config_map("default", {"metadata": {"name": "dangling", "ownerReferences": [owner]}})
+    assert not core.list_namespaced_config_map("default", field_selector="metadata.name=dangling").items

@@ -1,0 +1,87 @@
+"""``gokart-k8s local-cluster start``: run the embedded cluster in the foreground.
+
+It writes a kubeconfig (default ``./.gokart-k8s/local-cluster.kubeconfig``), prints the
+``export KUBECONFIG=…`` line and the node pools, and runs until Ctrl-C or SIGTERM, then stops every
+pod process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig
+from .cluster import LocalCluster
+
+DEFAULT_KUBECONFIG = Path(".gokart-k8s") / "local-cluster.kubeconfig"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``local-cluster`` subcommand to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "local-cluster",
+        help="run the embedded local Kubernetes cluster (rehearsals, tests)",
+        description="An embedded Kubernetes API server, Job/CronJob controllers, scheduler and a kubelet "
+        "that runs pods as local processes. See docs/local-cluster.md for what it emulates.",
+    )
+    commands = parser.add_subparsers(dest="local_cluster_command", required=True)
+    start = commands.add_parser("start", help="start the cluster in the foreground until Ctrl-C")
+    start.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    start.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    start.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG,
+                       help=f"where to write the kubeconfig (default: {DEFAULT_KUBECONFIG})")
+    start.add_argument("--chaos", action="store_true", help="evict pods and preempt Spot nodes at random")
+    start.add_argument("--chaos-seed", type=int, default=0, help="seed of the random chaos (default: 0)")
+    start.add_argument("--chaos-rate", type=float, default=DEFAULT_CHAOS_RATE,
+                       help="disruptions per minute of one running pod's time "
+                       f"(default: {DEFAULT_CHAOS_RATE})")
+    start.add_argument("--pod-env", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra environment for every pod (repeatable), e.g. STORAGE_EMULATOR_HOST=...")
+    start.set_defaults(func=run_start)
+
+
+def _pod_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--pod-env expects KEY=VALUE, got {pair!r}: write it as NAME=value")
+        env[key] = value
+    return env
+
+
+def run_start(args: argparse.Namespace) -> int:
+    chaos = ChaosConfig(seed=args.chaos_seed, rate=args.chaos_rate) if args.chaos else None
+    cluster = LocalCluster(host=args.host, port=args.port, chaos=chaos, pod_env=_pod_env(args.pod_env))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    cluster.start()
+    try:
+        path = cluster.write_kubeconfig(args.kubeconfig).resolve()
+        print(f"gokart-k8s local cluster listening on {cluster.url} (started in {time.monotonic() - started:.2f}s)")
+        for pool in cluster.pools:
+            extra = ", Spot" if pool.spot else ""
+            print(f"  pool {pool.name}: {pool.nodes} node(s) of {pool.cpu} CPU, {pool.memory}{extra}")
+        if chaos:
+            print(f"  chaos: seed {chaos.seed}, {chaos.rate} disruptions per pod-minute")
+        print(f"\n  export KUBECONFIG={path}\n\nPress Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        cluster.stop()
+        print("local cluster stopped", file=sys.stderr)
+    return 0
