@@ -53,9 +53,13 @@ def main() -> None:
             w = watch.Watch()
             # deserialize=False: count raw events; the client's model parsing would otherwise share
             # this process's CPU with the server being measured.
-            for _ in w.stream(client.CoreV1Api(cluster.api_client()).list_namespaced_pod, "default",
-                              resource_version=start_rv, timeout_seconds=int(args.deadline) + 30,
-                              deserialize=False):
+            for _ in w.stream(
+                client.CoreV1Api(cluster.api_client()).list_namespaced_pod,
+                "default",
+                resource_version=start_rv,
+                timeout_seconds=int(args.deadline) + 30,
+                deserialize=False,
+            ):
                 counts[i] += 1
                 if stop.is_set():
                     break
@@ -63,13 +67,25 @@ def main() -> None:
         threads = [threading.Thread(target=watcher, args=(i,), daemon=True) for i in range(args.watchers)]
         for t in threads:
             t.start()
-        body = {"spec": {"template": {"spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                                                "containers": [{"name": "c", "image": "busybox",
-                                                                "command": ["sleep", "20"]}]}}}}
+        body = {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "20"]}],
+                    }
+                }
+            }
+        }
         t1 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: batch.create_namespaced_job(
-                "default", {**body, "metadata": {"name": f"load-{i}"}}), range(args.jobs)))
+            list(
+                pool.map(
+                    lambda i: batch.create_namespaced_job("default", {**body, "metadata": {"name": f"load-{i}"}}),
+                    range(args.jobs),
+                )
+            )
         created = time.perf_counter() - t1
         print(f"created {args.jobs} Jobs over HTTP in {created:.2f} s ({args.jobs / created:.0f} Jobs/s)")
         running = 0
@@ -80,10 +96,14 @@ def main() -> None:
                 break
             time.sleep(0.2)
         all_running = time.perf_counter() - t1
-        print(f"{running}/{args.jobs} pods Running at once, {all_running:.2f} s after the first create; "
-              f"{cluster.pods_started} processes started")
-        print(f"cluster process RSS: {rss_idle:.0f} MiB idle -> {rss_mib():.0f} MiB with {running} pods "
-              f"(API server, controllers, kubelet threads and this client share the process)")
+        print(
+            f"{running}/{args.jobs} pods Running at once, {all_running:.2f} s after the first create; "
+            f"{cluster.pods_started} processes started"
+        )
+        print(
+            f"cluster process RSS: {rss_idle:.0f} MiB idle -> {rss_mib():.0f} MiB with {running} pods "
+            f"(API server, controllers, kubelet threads and this client share the process)"
+        )
         t2 = time.perf_counter()
         batch.delete_collection_namespaced_job("default", propagation_policy="Background")
         while time.monotonic() < deadline + 20 and cluster.store.list(r.POD, "default", copy=False)[0]:
@@ -91,6 +111,7 @@ def main() -> None:
         left, _ = cluster.store.list(r.POD, "default", copy=False)
         if left:
             import json
+
             print("LEFT", len(left), json.dumps(left[0])[:3000])
         print(f"deleted all Jobs and pods (SIGTERM, terminal phase, finalizers) in {time.perf_counter() - t2:.2f} s")
         events = cluster.store.events_since(int(start_rv)) or []
@@ -99,8 +120,10 @@ def main() -> None:
         while time.monotonic() < settle and min(counts) < expected:
             time.sleep(0.1)
         stop.set()
-        print(f"pod events in the store: {expected}; seen by each of {args.watchers} watchers: {counts} "
-              f"-> {'all watchers saw every event' if all(c == expected for c in counts) else 'MISSED EVENTS'}")
+        print(
+            f"pod events in the store: {expected}; seen by each of {args.watchers} watchers: {counts} "
+            f"-> {'all watchers saw every event' if all(c == expected for c in counts) else 'MISSED EVENTS'}"
+        )
     finally:
         t3 = time.perf_counter()
         cluster.stop()

@@ -88,8 +88,16 @@ def _add_condition(store: Store, pod: Obj, reason: str, message: str) -> None:
     def mutate(p: Obj) -> None:
         status = p.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-        conditions.append({"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message,
-                           "lastProbeTime": None, "lastTransitionTime": timestamp()})
+        conditions.append(
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": timestamp(),
+            }
+        )
         status["conditions"] = conditions
 
     meta = pod["metadata"]
@@ -135,17 +143,33 @@ class Disruptor:
             raise ApiError(
                 429,
                 "Cannot evict pod as it would violate the pod's disruption budget.",
-                details={"causes": [{"reason": "DisruptionBudget", "message": (
-                    f"The pod is annotated {SAFE_TO_EVICT}=false or {DO_NOT_DISRUPT}=true, which the local "
-                    "cluster treats as a PodDisruptionBudget allowing 0 disruptions")}]},
+                details={
+                    "causes": [
+                        {
+                            "reason": "DisruptionBudget",
+                            "message": (
+                                f"The pod is annotated {SAFE_TO_EVICT}=false or {DO_NOT_DISRUPT}=true, which the local "
+                                "cluster treats as a PodDisruptionBudget allowing 0 disruptions"
+                            ),
+                        }
+                    ]
+                },
             )
         _add_condition(self.store, pod, "EvictionByEvictionAPI", "Eviction API: evicting")
         self.store.delete(r.POD, namespace, name, grace_seconds=grace, uid=pod["metadata"]["uid"])
         node = pod["spec"]["nodeName"]
         self._record(
-            ChaosEvent(time.monotonic() - self._started, "evict", namespace, name, node, source,
-                       f"Evicted pod {namespace}/{name} from node {node} through the Eviction API ({source})"),
-            pod, "LocalClusterEviction",
+            ChaosEvent(
+                time.monotonic() - self._started,
+                "evict",
+                namespace,
+                name,
+                node,
+                source,
+                f"Evicted pod {namespace}/{name} from node {node} through the Eviction API ({source})",
+            ),
+            pod,
+            "LocalClusterEviction",
         )
 
     def preempt_node(self, name: str, *, return_after: float | None = None, source: str = "manual") -> None:
@@ -161,18 +185,32 @@ class Disruptor:
 
         self.store.update(r.NODE, None, name, cordon)
         pods, _ = self.store.list(
-            r.POD, None, lambda p: (p.get("spec") or {}).get("nodeName") == name
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"),
+            r.POD,
+            None,
+            lambda p: (
+                (p.get("spec") or {}).get("nodeName") == name
+                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            ),
         )
         for pod in pods:
             _add_condition(self.store, pod, "TerminationByKubelet", SHUTDOWN_MESSAGE)
-            grace = min(float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)), self.spot_grace_seconds)
+            grace = min(
+                float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)), self.spot_grace_seconds
+            )
             self.kubelet.terminate(pod["metadata"]["uid"], grace, "Terminated", SHUTDOWN_MESSAGE)
         names = ", ".join(p["metadata"]["name"] for p in pods) or "no pods"
         self._record(
-            ChaosEvent(time.monotonic() - self._started, "preempt", "", ",".join(p["metadata"]["name"] for p in pods),
-                       name, source, f"Spot node {name} preempted ({source}); terminating {names}"),
-            node, "LocalClusterPreemption",
+            ChaosEvent(
+                time.monotonic() - self._started,
+                "preempt",
+                "",
+                ",".join(p["metadata"]["name"] for p in pods),
+                name,
+                source,
+                f"Spot node {name} preempted ({source}); terminating {names}",
+            ),
+            node,
+            "LocalClusterPreemption",
         )
         delay = self.node_return_seconds if return_after is None else return_after
         threading.Thread(target=self._finish_preemption, args=(name, pods, delay), daemon=True).start()
@@ -257,8 +295,10 @@ class ChaosMonkey:
         self.planned.append((meta["namespace"], owner, attempt, action, round(delay, 6)))
         with self._cond:
             self._counter += 1
-            heapq.heappush(self._plan, (time.monotonic() + delay, self._counter, meta["namespace"], meta["name"],
-                                        meta["uid"], action, delay))
+            heapq.heappush(
+                self._plan,
+                (time.monotonic() + delay, self._counter, meta["namespace"], meta["name"], meta["uid"], action, delay),
+            )
             self._cond.notify()
 
     def _loop(self) -> None:
@@ -290,5 +330,8 @@ class ChaosMonkey:
             self.disruptor.evict(namespace, name, None, source="random")
 
     def describe(self) -> dict[str, Any]:
-        return {"seed": self.config.seed, "rate_per_pod_minute": self.config.rate,
-                "preempt_share": self.config.preempt_share}
+        return {
+            "seed": self.config.seed,
+            "rate_per_pod_minute": self.config.rate,
+            "preempt_share": self.config.preempt_share,
+        }

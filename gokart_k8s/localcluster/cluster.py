@@ -69,8 +69,12 @@ def node_manifest(pool: NodePool, index: int) -> Obj:
     return {
         "metadata": {
             "name": name,
-            "labels": {**pool.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": arch},
+            "labels": {
+                **pool.labels,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": arch,
+            },
             "annotations": {SPOT_ANNOTATION: "true" if pool.spot else "false"},
         },
         "spec": {"taints": [t.as_dict() for t in pool.taints]} if pool.taints else {},
@@ -78,14 +82,27 @@ def node_manifest(pool: NodePool, index: int) -> Obj:
             "capacity": dict(capacity),
             "allocatable": dict(capacity),
             "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
-                            "lastTransitionTime": now}],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
             "nodeInfo": {
-                "architecture": arch, "bootID": "", "containerRuntimeVersion": "local://subprocess",
-                "kernelVersion": platform.release(), "kubeProxyVersion": "", "kubeletVersion": "v1.31.0-local",
-                "machineID": "", "operatingSystem": "linux", "osImage": "gokart-k8s local cluster",
+                "architecture": arch,
+                "bootID": "",
+                "containerRuntimeVersion": "local://subprocess",
+                "kernelVersion": platform.release(),
+                "kubeProxyVersion": "",
+                "kubeletVersion": "v1.31.0-local",
+                "machineID": "",
+                "operatingSystem": "linux",
+                "osImage": "gokart-k8s local cluster",
                 "systemUUID": "",
             },
         },
@@ -134,12 +151,19 @@ class LocalCluster:
         )
         self.cronjobs = CronJobController(self.store, clock=clock or utc_now, sync_seconds=cronjob_sync_seconds)
         self.disruptor = Disruptor(
-            self.store, self.kubelet, restore_node=self.restore_node, node_return_seconds=node_return_seconds,
+            self.store,
+            self.kubelet,
+            restore_node=self.restore_node,
+            node_return_seconds=node_return_seconds,
             spot_grace_seconds=spot_grace_seconds,
         )
         self.monkey = ChaosMonkey(self.store, self.disruptor, chaos) if chaos else None
         self.server = ApiServer(
-            self.store, logs=self.kubelet.logs, evict=self.disruptor.evict, host=host, port=port,
+            self.store,
+            logs=self.kubelet.logs,
+            evict=self.disruptor.evict,
+            host=host,
+            port=port,
             bookmark_seconds=bookmark_seconds,
         )
         self._started = False
@@ -198,8 +222,12 @@ class LocalCluster:
             "kind": "Config",
             "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": self.url}}],
             "users": [{"name": CONTEXT_NAME, "user": {"token": "local-cluster"}}],
-            "contexts": [{"name": CONTEXT_NAME, "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME,
-                                                             "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": CONTEXT_NAME,
+                    "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace},
+                }
+            ],
             "current-context": CONTEXT_NAME,
         }
         target.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -240,6 +268,7 @@ class LocalCluster:
             except ApiError:
                 pass
         else:
+
             def uncordon(node: Obj) -> None:
                 node.setdefault("spec", {}).pop("unschedulable", None)
 
@@ -287,8 +316,16 @@ class LocalCluster:
         return {
             "url": self.url,
             "pools": [
-                {"name": p.name, "nodes": p.nodes, "cpu": p.cpu, "memory": p.memory, "gpu": p.gpu, "spot": p.spot,
-                 "labels": dict(p.labels), "taints": [t.as_dict() for t in p.taints]}
+                {
+                    "name": p.name,
+                    "nodes": p.nodes,
+                    "cpu": p.cpu,
+                    "memory": p.memory,
+                    "gpu": p.gpu,
+                    "spot": p.spot,
+                    "labels": dict(p.labels),
+                    "taints": [t.as_dict() for t in p.taints],
+                }
                 for p in self.pools
             ],
             "chaos": self.monkey.describe() if self.monkey else None,

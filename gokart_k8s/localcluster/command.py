@@ -34,15 +34,27 @@ def register(subparsers: Any) -> None:
     start = commands.add_parser("start", help="start the cluster in the foreground until Ctrl-C")
     start.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     start.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
-    start.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG,
-                       help=f"where to write the kubeconfig (default: {DEFAULT_KUBECONFIG})")
+    start.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=DEFAULT_KUBECONFIG,
+        help=f"where to write the kubeconfig (default: {DEFAULT_KUBECONFIG})",
+    )
     start.add_argument("--chaos", action="store_true", help="evict pods and preempt Spot nodes at random")
     start.add_argument("--chaos-seed", type=int, default=0, help="seed of the random chaos (default: 0)")
-    start.add_argument("--chaos-rate", type=float, default=DEFAULT_CHAOS_RATE,
-                       help="disruptions per minute of one running pod's time "
-                       f"(default: {DEFAULT_CHAOS_RATE})")
-    start.add_argument("--pod-env", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra environment for every pod (repeatable), e.g. STORAGE_EMULATOR_HOST=...")
+    start.add_argument(
+        "--chaos-rate",
+        type=float,
+        default=DEFAULT_CHAOS_RATE,
+        help=f"disruptions per minute of one running pod's time (default: {DEFAULT_CHAOS_RATE})",
+    )
+    start.add_argument(
+        "--pod-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every pod (repeatable), e.g. STORAGE_EMULATOR_HOST=...",
+    )
     start.set_defaults(func=run_start)
 
 

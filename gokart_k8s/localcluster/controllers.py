@@ -154,8 +154,16 @@ def _set_condition(status: Obj, type_: str, value: str, reason: str, message: st
             if c.get("status") != value:
                 c.update(status=value, reason=reason, message=message, lastTransitionTime=now, lastProbeTime=now)
             return
-    conditions.append({"type": type_, "status": value, "reason": reason, "message": message,
-                       "lastProbeTime": now, "lastTransitionTime": now})
+    conditions.append(
+        {
+            "type": type_,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastProbeTime": now,
+            "lastTransitionTime": now,
+        }
+    )
 
 
 def _pod_terminal(pod: Obj) -> bool:
@@ -180,8 +188,10 @@ def match_pod_failure_policy(job: Obj, pod: Obj) -> tuple[str, str] | None:
                 code = term["exitCode"]
                 inside = code in (on_codes.get("values") or [])
                 if inside == (on_codes.get("operator") == "In"):
-                    return action, (f"Container {cs.get('name')} for pod {name} failed with exit code {code} "
-                                    f"matching {action} rule at index {index}")
+                    return action, (
+                        f"Container {cs.get('name')} for pod {name} failed with exit code {code} "
+                        f"matching {action} rule at index {index}"
+                    )
         for pattern in rule.get("onPodConditions") or []:
             for c in status.get("conditions") or []:
                 if c.get("type") == pattern.get("type") and c.get("status") == pattern.get("status", "True"):
@@ -216,7 +226,9 @@ class JobController:
         if rt is r.JOB:
             self._queue.add((meta["namespace"], meta["name"]))
         elif rt is r.POD:
-            owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller") and o.get("kind") == "Job"), None)
+            owner = next(
+                (o for o in meta.get("ownerReferences") or [] if o.get("controller") and o.get("kind") == "Job"), None
+            )
             if owner is not None:
                 self._queue.add((meta["namespace"], owner["name"]))
             elif JOB_TRACKING_FINALIZER in (meta.get("finalizers") or []):
@@ -282,8 +294,16 @@ class JobController:
                 "namespace": meta["namespace"],
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": dict(tmeta.get("annotations") or {}),
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
                 "finalizers": [JOB_TRACKING_FINALIZER],
             },
             "spec": template.get("spec") or {},
@@ -291,19 +311,22 @@ class JobController:
         try:
             created = self.store.create(r.POD, pod, meta["namespace"])
         except ApiError as exc:
-            self.store.record_event(job, "FailedCreate", f"Error creating: {exc.message}", type_="Warning",
-                                    component="job-controller")
+            self.store.record_event(
+                job, "FailedCreate", f"Error creating: {exc.message}", type_="Warning", component="job-controller"
+            )
             return
-        self.store.record_event(job, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
-                                component="job-controller")
+        self.store.record_event(
+            job, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component="job-controller"
+        )
 
     def _delete_pod(self, job: Obj, pod: Obj) -> None:
         try:
             self.store.delete(r.POD, pod["metadata"]["namespace"], pod["metadata"]["name"], uid=pod["metadata"]["uid"])
         except ApiError:
             return
-        self.store.record_event(job, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                                component="job-controller")
+        self.store.record_event(
+            job, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", component="job-controller"
+        )
 
     # ------------------------------------------------------------------ reconcile
     def sync(self, namespace: str, name: str) -> None:
@@ -349,7 +372,9 @@ class JobController:
         terminating = [p for p in running if p["metadata"].get("deletionTimestamp")]
         ready = [p for p in active if _condition(p, "Ready")]
         restarts = sum(
-            int(cs.get("restartCount", 0)) for p in running for cs in (p.get("status") or {}).get("containerStatuses") or []
+            int(cs.get("restartCount", 0))
+            for p in running
+            for cs in (p.get("status") or {}).get("containerStatuses") or []
         )
 
         if finished is None:
@@ -359,6 +384,7 @@ class JobController:
             self._ttl(job, spec, now)
 
         if repr(status) != before:
+
             def mutate(j: Obj) -> bool | None:
                 if j["metadata"]["uid"] != uid:
                     return False
@@ -402,7 +428,11 @@ class JobController:
         succeeded = int(status.get("succeeded", 0))
         failures = int(status.get("failed", 0)) + (restarts if self._on_failure(spec) else 0)
         deadline = spec.get("activeDeadlineSeconds")
-        if failure is None and not _condition(job, "SuccessCriteriaMet") and succeeded < int(spec.get("completions", 1)):
+        if (
+            failure is None
+            and not _condition(job, "SuccessCriteriaMet")
+            and succeeded < int(spec.get("completions", 1))
+        ):
             if failures > int(spec.get("backoffLimit", 6)):
                 failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
             elif deadline is not None and (now - start).total_seconds() >= deadline:
@@ -420,13 +450,17 @@ class JobController:
                 _set_condition(status, "Failed", "True", failure[0], failure[1])
             return
         if succeeded >= int(spec.get("completions", 1)) or _condition(job, "SuccessCriteriaMet"):
-            _set_condition(status, "SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods")
+            _set_condition(
+                status, "SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods"
+            )
             for pod in active:
                 self._delete_pod(job, pod)
             left = len(active) + len(terminating)
             status.update(active=0, ready=0, terminating=left)
             if left == 0:
-                _set_condition(status, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods")
+                _set_condition(
+                    status, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods"
+                )
                 status["completionTime"] = timestamp(now)
                 self.store.record_event(job, "Completed", "Job completed", component="job-controller")
             return
@@ -501,7 +535,9 @@ class CronJobController:
             self._thread.join(timeout=5)
 
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
-        if rt is r.CRONJOB or (rt is r.JOB and any(o.get("kind") == "CronJob" for o in obj["metadata"].get("ownerReferences") or [])):
+        if rt is r.CRONJOB or (
+            rt is r.JOB and any(o.get("kind") == "CronJob" for o in obj["metadata"].get("ownerReferences") or [])
+        ):
             self._wake.set()
 
     def _loop(self) -> None:
@@ -541,8 +577,16 @@ class CronJobController:
                 "name": job_name,
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": dict(tmeta.get("annotations") or {}),
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cj["metadata"]["name"],
-                                     "uid": cj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "CronJob",
+                        "name": cj["metadata"]["name"],
+                        "uid": cj["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": dict(template.get("spec") or {}),
         }
@@ -564,21 +608,29 @@ class CronJobController:
         if not spec.get("suspend"):
             active = self._maybe_schedule(cj, spec, status, active, now)
         status["active"] = [
-            {"kind": "Job", "apiVersion": "batch/v1", "namespace": j["metadata"]["namespace"],
-             "name": j["metadata"]["name"], "uid": j["metadata"]["uid"],
-             "resourceVersion": j["metadata"]["resourceVersion"]}
+            {
+                "kind": "Job",
+                "apiVersion": "batch/v1",
+                "namespace": j["metadata"]["namespace"],
+                "name": j["metadata"]["name"],
+                "uid": j["metadata"]["uid"],
+                "resourceVersion": j["metadata"]["resourceVersion"],
+            }
             for j in active
         ] or None
         if status["active"] is None:
             del status["active"]
         if repr(status) != before:
+
             def mutate(obj: Obj) -> None:
                 obj["status"] = status
 
             self.store.update(r.CRONJOB, meta["namespace"], meta["name"], mutate, uid=meta["uid"])
 
     def _trim_history(self, jobs: list[Obj], limit: int) -> None:
-        ordered = sorted(jobs, key=lambda j: (j.get("status") or {}).get("completionTime") or j["metadata"]["creationTimestamp"])
+        ordered = sorted(
+            jobs, key=lambda j: (j.get("status") or {}).get("completionTime") or j["metadata"]["creationTimestamp"]
+        )
         for j in ordered[: max(0, len(ordered) - limit)]:
             try:
                 self.store.delete(r.JOB, j["metadata"]["namespace"], j["metadata"]["name"], propagation="Background")
@@ -606,18 +658,25 @@ class CronJobController:
         if scheduled is None:
             return active
         if missed > 100:
-            self.store.record_event(cj, "TooManyMissedTimes", "too many missed start times. Set or decrease "
-                                    ".spec.startingDeadlineSeconds or check clock skew", type_="Warning",
-                                    component="cronjob-controller")
+            self.store.record_event(
+                cj,
+                "TooManyMissedTimes",
+                "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew",
+                type_="Warning",
+                component="cronjob-controller",
+            )
         policy = spec.get("concurrencyPolicy", "Allow")
         if policy == "Forbid" and active:
             return active  # skipped; considered again at the next sync, as in the real controller
         if policy == "Replace":
             for j in active:
                 try:
-                    self.store.delete(r.JOB, j["metadata"]["namespace"], j["metadata"]["name"], propagation="Background")
-                    self.store.record_event(cj, "SuccessfulDelete", f"Deleted job {j['metadata']['name']}",
-                                            component="cronjob-controller")
+                    self.store.delete(
+                        r.JOB, j["metadata"]["namespace"], j["metadata"]["name"], propagation="Background"
+                    )
+                    self.store.record_event(
+                        cj, "SuccessfulDelete", f"Deleted job {j['metadata']['name']}", component="cronjob-controller"
+                    )
                 except ApiError:
                     pass
             active = []
@@ -631,12 +690,18 @@ class CronJobController:
         try:
             created = self.store.create(r.JOB, job, meta["namespace"])
             active = [*active, created]
-            self.store.record_event(cj, "SuccessfulCreate", f"Created job {created['metadata']['name']}",
-                                    component="cronjob-controller")
+            self.store.record_event(
+                cj, "SuccessfulCreate", f"Created job {created['metadata']['name']}", component="cronjob-controller"
+            )
         except ApiError as exc:
             if exc.code != 409:
-                self.store.record_event(cj, "FailedCreate", f"Error creating job: {exc.message}", type_="Warning",
-                                        component="cronjob-controller")
+                self.store.record_event(
+                    cj,
+                    "FailedCreate",
+                    f"Error creating job: {exc.message}",
+                    type_="Warning",
+                    component="cronjob-controller",
+                )
                 return active
         status["lastScheduleTime"] = timestamp(scheduled)
         return active

@@ -159,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.api.track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     @property

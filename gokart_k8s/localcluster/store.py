@@ -21,11 +21,12 @@ Design (the shape of etcd plus the apiserver's watch cache, shrunk to one proces
 
 from __future__ import annotations
 
+import builtins
 import json
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -132,7 +133,7 @@ class Store:
             rv = self._rv
         return ([clone(o) for o in items] if copy else items), rv
 
-    def events_since(self, cursor: int) -> list[Event] | None:
+    def events_since(self, cursor: int) -> builtins.list[Event] | None:
         """Events with rv > cursor, or None when some of them were dropped from the log (410)."""
         with self.cond:
             if cursor < self._first_rv - 1:
@@ -465,7 +466,3 @@ class Store:
             self.create(r.EVENT, event, namespace)
         except ApiError:  # the namespace is being deleted: the event has nowhere to go
             pass
-
-    def all_objects(self, types: Iterable[ResourceType]) -> list[tuple[ResourceType, Obj]]:
-        with self.cond:
-            return [(t, o) for t in types for o in self._objects[t.key].values()]

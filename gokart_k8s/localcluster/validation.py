@@ -101,7 +101,7 @@ def _check_metadata(rt: ResourceType, meta: Obj, causes: list[Cause]) -> None:
         # (https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#writing-a-cronjob-spec).
         causes.append(bad_value("metadata.name", name, "must be no more than 52 characters"))
     for key, value in (meta.get("labels") or {}).items():
-        _check_label(f"metadata.labels", key, value, causes)
+        _check_label("metadata.labels", key, value, causes)
 
 
 def _check_label(field: str, key: str, value: Any, causes: list[Cause]) -> None:
@@ -201,7 +201,8 @@ def _check_pod_spec(spec: Any, path: str, causes: list[Cause], *, job: bool) -> 
         for e, expr in enumerate(term.get("matchExpressions") or []):
             op = expr.get("operator")
             ops = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
-            field = f"{path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{t}].matchExpressions[{e}]"
+            required_path = f"{path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+            field = f"{required_path}.nodeSelectorTerms[{t}].matchExpressions[{e}]"
             if op not in ops:
                 causes.append(unsupported(f"{field}.operator", op, ops))
             elif op in ("In", "NotIn") and not expr.get("values"):

@@ -71,10 +71,10 @@ def job_pods(core: client.CoreV1Api, name: str, namespace: str = "default") -> l
 
 
 @pytest.fixture
-def core(local_cluster_api: client.ApiClient) -> client.CoreV1Api:
+def core(local_cluster_api: client.ApiClient) -> client.CoreV1Api:  # noqa: F811
     return client.CoreV1Api(local_cluster_api)
 
 
 @pytest.fixture
-def batch(local_cluster_api: client.ApiClient) -> client.BatchV1Api:
+def batch(local_cluster_api: client.ApiClient) -> client.BatchV1Api:  # noqa: F811
     return client.BatchV1Api(local_cluster_api)

@@ -15,7 +15,6 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from gokart_k8s.localcluster import LocalCluster
-
 from tests.localcluster.conftest import job_manifest, pod_manifest, wait_for
 
 
@@ -34,8 +33,10 @@ def test_create_assigns_uid_resource_version_and_creation_timestamp(core: client
 
 def test_generate_name_adds_a_random_suffix(core: client.CoreV1Api) -> None:
     """generateName: the server appends a unique suffix (api-concepts#generated-values)."""
-    made = {core.create_namespaced_config_map("default", {"metadata": {"generateName": "cfg-"}}).metadata.name
-            for _ in range(3)}
+    made = {
+        core.create_namespaced_config_map("default", {"metadata": {"generateName": "cfg-"}}).metadata.name
+        for _ in range(3)
+    }
     assert len(made) == 3 and all(n.startswith("cfg-") and len(n) == 9 for n in made)
 
 
@@ -65,17 +66,35 @@ def test_create_in_missing_namespace_is_404(core: client.CoreV1Api) -> None:
     [
         (lambda j: j["spec"]["template"]["spec"].update(containers=[]), "spec.template.spec.containers"),
         (lambda j: j["metadata"].update(name="Bad_Name"), "metadata.name"),
-        (lambda j: j["spec"]["template"]["spec"]["containers"][0].update(resources={"limits": {"memory": "1Gb"}}),
-         "spec.template.spec.containers[0].resources.limits[memory]"),
+        (
+            lambda j: j["spec"]["template"]["spec"]["containers"][0].update(resources={"limits": {"memory": "1Gb"}}),
+            "spec.template.spec.containers[0].resources.limits[memory]",
+        ),
         (lambda j: j["spec"]["template"]["spec"].update(restartPolicy="Always"), "spec.template.spec.restartPolicy"),
-        (lambda j: (j["spec"]["template"]["spec"].update(restartPolicy="OnFailure"),
-                    j["spec"].update(podFailurePolicy={"rules": [{"action": "Ignore", "onPodConditions": [
-                        {"type": "DisruptionTarget"}]}]})), "spec.template.spec.restartPolicy"),
-        (lambda j: j["spec"].update(podReplacementPolicy="TerminatingOrFailed", podFailurePolicy={"rules": [
-            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}), "spec.podReplacementPolicy"),
-        (lambda j: j["spec"].update(podFailurePolicy={"rules": [
-            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [0]}}]}),
-         "spec.podFailurePolicy.rules[0].onExitCodes.values[0]"),
+        (
+            lambda j: (
+                j["spec"]["template"]["spec"].update(restartPolicy="OnFailure"),
+                j["spec"].update(
+                    podFailurePolicy={
+                        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+                    }
+                ),
+            ),
+            "spec.template.spec.restartPolicy",
+        ),
+        (
+            lambda j: j["spec"].update(
+                podReplacementPolicy="TerminatingOrFailed",
+                podFailurePolicy={"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]},
+            ),
+            "spec.podReplacementPolicy",
+        ),
+        (
+            lambda j: j["spec"].update(
+                podFailurePolicy={"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [0]}}]}
+            ),
+            "spec.podFailurePolicy.rules[0].onExitCodes.values[0]",
+        ),
     ],
 )
 def test_malformed_job_is_422_naming_the_field(batch: client.BatchV1Api, mutate: object, field: str) -> None:
@@ -103,7 +122,9 @@ def test_label_selectors_support_equality_and_sets(core: client.CoreV1Api) -> No
     core.create_namespaced_config_map("default", _cm("n", {}))
 
     def names(selector: str) -> list[str]:
-        return sorted(i.metadata.name for i in core.list_namespaced_config_map("default", label_selector=selector).items)
+        return sorted(
+            i.metadata.name for i in core.list_namespaced_config_map("default", label_selector=selector).items
+        )
 
     assert names("tier=prod") == ["p"]
     assert names("tier!=prod") == ["n", "s"]
@@ -131,8 +152,9 @@ def test_patch_merge_json_and_strategic(core: client.CoreV1Api, local_cluster: L
     assert cm.metadata.labels == {"a": "1", "b": "2"} and cm.data == {"k": "v", "x": "y"}
     core.create_namespaced_pod("default", pod_manifest("smp", "sleep 30", nodeSelector={"nowhere": "x"}))
     wait_for(lambda: core.read_namespaced_pod_status("smp", "default").status.conditions, what="PodScheduled")
-    core.patch_namespaced_pod_status("smp", "default", {"status": {"conditions": [
-        {"type": "Custom", "status": "True"}]}})
+    core.patch_namespaced_pod_status(
+        "smp", "default", {"status": {"conditions": [{"type": "Custom", "status": "True"}]}}
+    )
     types = sorted(c.type for c in core.read_namespaced_pod("smp", "default").status.conditions)
     assert types == ["Custom", "PodScheduled"]
 
@@ -150,11 +172,18 @@ def test_store_only_kinds_round_trip(local_cluster: LocalCluster, core: client.C
     rbac = client.RbacAuthorizationV1Api(local_cluster.api_client())
     core.create_namespaced_service_account("default", {"metadata": {"name": "runner"}})
     core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "stringData": {"a": "b"}})
-    rbac.create_namespaced_role("default", {"metadata": {"name": "r"}, "rules": [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}]})
-    rbac.create_namespaced_role_binding("default", {"metadata": {"name": "rb"}, "roleRef": {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
-        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "default"}]})
+    rbac.create_namespaced_role(
+        "default",
+        {"metadata": {"name": "r"}, "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}]},
+    )
+    rbac.create_namespaced_role_binding(
+        "default",
+        {
+            "metadata": {"name": "rb"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "default"}],
+        },
+    )
     assert rbac.read_namespaced_role_binding("rb", "default").role_ref.name == "r"
     assert core.read_namespaced_service_account("runner", "default").metadata.name == "runner"
 
@@ -170,8 +199,10 @@ def test_delete_job_orphans_pods_by_default_and_background_collects_them(
         wait_for(lambda n=name: core.list_namespaced_pod("default", label_selector=f"job-name={n}").items)
     batch.delete_namespaced_job("orphaning", "default")
     batch.delete_namespaced_job("cascading", "default", propagation_policy="Background")
-    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="job-name=cascading").items,
-             what="cascading pods deleted")
+    wait_for(
+        lambda: not core.list_namespaced_pod("default", label_selector="job-name=cascading").items,
+        what="cascading pods deleted",
+    )
     orphans = core.list_namespaced_pod("default", label_selector="job-name=orphaning").items
     assert len(orphans) == 1 and not orphans[0].metadata.owner_references
 
@@ -181,15 +212,21 @@ def test_watch_streams_added_modified_deleted(core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map("default", _cm("w"))
     core.patch_namespaced_config_map("w", "default", {"data": {"k": "2"}})
     core.delete_namespaced_config_map("w", "default")
-    seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
-        core.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=1)]
+    seen = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=1
+        )
+    ]
     assert seen == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 
 
 def test_watch_without_resource_version_starts_with_synthetic_added(core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map("default", _cm("existing"))
-    seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
-        core.list_namespaced_config_map, "default", timeout_seconds=1)]
+    seen = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=1)
+    ]
     assert ("ADDED", "existing") in seen
 
 
@@ -198,8 +235,16 @@ def test_watch_with_selector_sees_objects_leave_as_deleted(core: client.CoreV1Ap
     core.create_namespaced_config_map("default", _cm("sel", {"keep": "yes"}))
     rv = core.list_namespaced_config_map("default").metadata.resource_version
     core.patch_namespaced_config_map("sel", "default", {"metadata": {"labels": {"keep": "no"}}})
-    seen = [e["type"] for e in watch.Watch().stream(
-        core.list_namespaced_config_map, "default", label_selector="keep=yes", resource_version=rv, timeout_seconds=1)]
+    seen = [
+        e["type"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector="keep=yes",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+    ]
     assert seen == ["DELETED"]
 
 
@@ -212,22 +257,32 @@ def test_watch_from_expired_resource_version_is_410(local_cluster_factory: objec
     for i in range(40):
         core.create_namespaced_config_map("default", _cm(f"n{i}"))
     with pytest.raises(ApiException) as err:
-        list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=first, timeout_seconds=1))
+        list(
+            watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=first, timeout_seconds=1)
+        )
     assert err.value.status == 410 and "Expired" in str(err.value.reason)
 
 
 def test_watch_bookmarks_carry_the_current_resource_version(core: client.CoreV1Api) -> None:
     rv = core.list_namespaced_config_map("default").metadata.resource_version
-    events = list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=rv,
-                                       allow_watch_bookmarks=True, timeout_seconds=2))
+    events = list(
+        watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "default",
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=2,
+        )
+    )
     assert events and all(e["type"] == "BOOKMARK" for e in events)
     assert events[-1]["raw_object"]["metadata"]["resourceVersion"] >= rv
 
 
 def test_watch_sees_writes_from_other_threads(core: client.CoreV1Api) -> None:
     rv = core.list_namespaced_config_map("default").metadata.resource_version
-    writer = threading.Thread(target=lambda: [core.create_namespaced_config_map("default", _cm(f"t{i}"))
-                                              for i in range(10)])
+    writer = threading.Thread(
+        target=lambda: [core.create_namespaced_config_map("default", _cm(f"t{i}")) for i in range(10)]
+    )
     writer.start()
     names = []
     w = watch.Watch()

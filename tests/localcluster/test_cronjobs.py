@@ -11,18 +11,32 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from gokart_k8s.localcluster import LocalCluster, ManualClock
-from gokart_k8s.localcluster import cron
+from gokart_k8s.localcluster import LocalCluster, ManualClock, cron
 from tests.localcluster.conftest import job_condition, wait_for
 
 START = datetime(2030, 1, 7, 9, 58, 30, tzinfo=timezone.utc)  # a Monday
 
 
 def _cronjob(name: str, schedule: str, script: str = "true", **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {"schedule": schedule, **spec, "jobTemplate": {"spec": {
-        "backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                                                 "containers": [{"name": "c", "image": "busybox",
-                                                                 "command": ["sh", "-c", script]}]}}}}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": schedule,
+            **spec,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "terminationGracePeriodSeconds": 1,
+                            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}],
+                        }
+                    },
+                }
+            },
+        },
+    }
 
 
 @pytest.fixture
@@ -76,12 +90,20 @@ def test_time_zone_shifts_the_schedule(clocked: Any) -> None:
 def test_forbid_skips_while_previous_run_is_active_and_replace_replaces_it(clocked: Any) -> None:
     cluster, clock, batch = clocked
     batch.create_namespaced_cron_job("default", _cronjob("forbid", "* * * * *", "sleep 60", concurrencyPolicy="Forbid"))
-    batch.create_namespaced_cron_job("default", _cronjob("replace", "* * * * *", "sleep 60", concurrencyPolicy="Replace"))
+    batch.create_namespaced_cron_job(
+        "default", _cronjob("replace", "* * * * *", "sleep 60", concurrencyPolicy="Replace")
+    )
     for minutes in (1, 2):
         clock.set(START.replace(second=0) + timedelta(minutes=minutes, seconds=1))
         cluster.sync_cronjobs()
-        wait_for(lambda: all(j.status.active for j in batch.list_namespaced_job("default").items
-                             if j.metadata.deletion_timestamp is None), what="jobs active")
+        wait_for(
+            lambda: all(
+                j.status.active
+                for j in batch.list_namespaced_job("default").items
+                if j.metadata.deletion_timestamp is None
+            ),
+            what="jobs active",
+        )
     first = int((START.replace(second=0) + timedelta(minutes=1)).timestamp() // 60)
     names = wait_for(lambda: n if f"replace-{first}" not in (n := _jobs(batch)) else None, what="replaced job gone")
     assert names == [f"forbid-{first}", f"replace-{first + 1}"]
@@ -94,8 +116,10 @@ def test_history_limits_keep_only_the_newest_finished_jobs(clocked: Any) -> None
     for minutes in (1, 2, 3):
         clock.set(base + timedelta(minutes=minutes, seconds=1))
         cluster.sync_cronjobs()
-        wait_for(lambda: all(j.status.completion_time for j in batch.list_namespaced_job("default").items),
-                 what="jobs complete")
+        wait_for(
+            lambda: all(j.status.completion_time for j in batch.list_namespaced_job("default").items),
+            what="jobs complete",
+        )
     cluster.sync_cronjobs()
     assert _jobs(batch) == [f"hist-{int((base + timedelta(minutes=3)).timestamp() // 60)}"]
 
@@ -122,8 +146,10 @@ def test_invalid_schedule_and_time_zone_are_422(clocked: Any) -> None:
     _, _, batch = clocked
     from kubernetes.client.rest import ApiException
 
-    for spec, field in ((_cronjob("bad", "every minute"), "spec.schedule"),
-                        (_cronjob("badtz", "* * * * *", timeZone="Mars/Olympus"), "spec.timeZone")):
+    for spec, field in (
+        (_cronjob("bad", "every minute"), "spec.schedule"),
+        (_cronjob("badtz", "* * * * *", timeZone="Mars/Olympus"), "spec.timeZone"),
+    ):
         with pytest.raises(ApiException) as err:
             batch.create_namespaced_cron_job("default", spec)
         assert err.value.status == 422 and field in err.value.body

@@ -25,16 +25,29 @@ def _running(core: client.CoreV1Api, name: str) -> bool:
     return bool(core.read_namespaced_pod(name, "default").status.phase == "Running")
 
 
-def test_eviction_api_adds_disruption_target_and_terminates(local_cluster: LocalCluster, core: client.CoreV1Api) -> None:
+def test_eviction_api_adds_disruption_target_and_terminates(
+    local_cluster: LocalCluster, core: client.CoreV1Api
+) -> None:
     """Eviction: DisruptionTarget reason EvictionByEvictionAPI, then graceful deletion (api-eviction.md)."""
     core.create_namespaced_pod("default", pod_manifest("evictee", "sleep 30"))
     wait_for(lambda: _running(core, "evictee"), what="Running")
     rv = core.read_namespaced_pod("evictee", "default").metadata.resource_version
-    core.create_namespaced_pod_eviction("evictee", "default", {"apiVersion": "policy/v1", "kind": "Eviction",
-                                                               "metadata": {"name": "evictee", "namespace": "default"}})
-    history = [(e["type"], e["object"]) for e in watch.Watch().stream(
-        core.list_namespaced_pod, "default", field_selector="metadata.name=evictee", resource_version=rv,
-        timeout_seconds=10) if e["type"] in ("MODIFIED", "DELETED")]
+    core.create_namespaced_pod_eviction(
+        "evictee",
+        "default",
+        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evictee", "namespace": "default"}},
+    )
+    history = [
+        (e["type"], e["object"])
+        for e in watch.Watch().stream(
+            core.list_namespaced_pod,
+            "default",
+            field_selector="metadata.name=evictee",
+            resource_version=rv,
+            timeout_seconds=10,
+        )
+        if e["type"] in ("MODIFIED", "DELETED")
+    ]
     target = condition(history[0][1], "DisruptionTarget")
     assert (target.status, target.reason) == ("True", "EvictionByEvictionAPI")
     assert history[1][1].metadata.deletion_timestamp is not None
@@ -42,8 +55,9 @@ def test_eviction_api_adds_disruption_target_and_terminates(local_cluster: Local
     assert [e.action for e in local_cluster.chaos_log] == ["evict"]
 
 
-@pytest.mark.parametrize("annotation", [
-    {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}, {"karpenter.sh/do-not-disrupt": "true"}])
+@pytest.mark.parametrize(
+    "annotation", [{"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}, {"karpenter.sh/do-not-disrupt": "true"}]
+)
 def test_protected_pod_eviction_is_refused_with_429(
     local_cluster: LocalCluster, core: client.CoreV1Api, annotation: dict[str, str]
 ) -> None:
@@ -61,15 +75,24 @@ def test_spot_preemption_fails_pods_with_termination_by_kubelet_and_node_returns
     cluster: LocalCluster = local_cluster_factory(SPOT, node_return_seconds=0.5)
     core = client.CoreV1Api(cluster.api_client())
     batch = client.BatchV1Api(cluster.api_client())
-    core.create_namespaced_pod("default", pod_manifest(
-        "protected-but-spot", "sleep 30", annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    core.create_namespaced_pod(
+        "default", pod_manifest("protected-but-spot", "sleep 30", annotations={"karpenter.sh/do-not-disrupt": "true"})
+    )
     wait_for(lambda: _running(core, "protected-but-spot"), what="Running")
     spot_uid = core.read_node("spot-0").metadata.uid
     rv = core.read_namespaced_pod("protected-but-spot", "default").metadata.resource_version
     cluster.preempt_node("spot-0")
-    final = next(e["object"] for e in watch.Watch().stream(
-        core.list_namespaced_pod, "default", field_selector="metadata.name=protected-but-spot", resource_version=rv,
-        timeout_seconds=30) if e["type"] == "DELETED")
+    final = next(
+        e["object"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_pod,
+            "default",
+            field_selector="metadata.name=protected-but-spot",
+            resource_version=rv,
+            timeout_seconds=30,
+        )
+        if e["type"] == "DELETED"
+    )
     target = condition(final, "DisruptionTarget")
     assert (final.status.phase, final.status.reason) == ("Failed", "Terminated")
     assert (target.status, target.reason) == ("True", "TerminationByKubelet")
@@ -82,13 +105,15 @@ def test_chaos_with_a_seed_is_reproducible(local_cluster_factory: Any) -> None:
     """Same seed and workload, same plan of disruptions."""
     plans = []
     for _ in range(2):
-        cluster: LocalCluster = local_cluster_factory(SPOT, chaos=ChaosConfig(seed=7, rate=600.0),
-                                                      node_return_seconds=0.2)
+        cluster: LocalCluster = local_cluster_factory(
+            SPOT, chaos=ChaosConfig(seed=7, rate=600.0), node_return_seconds=0.2
+        )
         batch = client.BatchV1Api(cluster.api_client())
         rule = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
         for name in ("a", "b"):
-            batch.create_namespaced_job("default", job_manifest(name, "sleep 30", backoffLimit=0,
-                                                                podFailurePolicy=rule))
+            batch.create_namespaced_job(
+                "default", job_manifest(name, "sleep 30", backoffLimit=0, podFailurePolicy=rule)
+            )
         wait_for(lambda c=cluster: len(c.monkey.planned) >= 4, what="four planned disruptions")
         plans.append(sorted(cluster.monkey.planned)[:4])
         wait_for(lambda c=cluster: c.chaos_log, what="a disruption")

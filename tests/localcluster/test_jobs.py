@@ -14,18 +14,23 @@ from kubernetes import client, watch
 from gokart_k8s.localcluster import LocalCluster
 from tests.localcluster.conftest import condition, job_condition, job_manifest, job_pods, wait_for
 
-IGNORE_DISRUPTIONS = {"rules": [
-    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-    {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
-]}
+IGNORE_DISRUPTIONS = {
+    "rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+    ]
+}
 
 
 def _terminated(pod: client.V1Pod) -> client.V1ContainerStateTerminated:
     return pod.status.container_statuses[0].state.terminated
 
 
-def test_successful_job_gets_success_criteria_met_then_complete(batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
-    """1.31+: SuccessCriteriaMet is added before Complete; completionTime is set (job.md#job-termination-and-cleanup)."""
+def test_successful_job_gets_success_criteria_met_then_complete(
+    batch: client.BatchV1Api, core: client.CoreV1Api
+) -> None:
+    """1.31+: SuccessCriteriaMet is added before Complete; completionTime is set
+    (job.md#job-termination-and-cleanup)."""
     batch.create_namespaced_job("default", job_manifest("ok", "echo done"))
     job = wait_for(lambda: job_condition(batch, "ok", "Complete"), what="Complete")
     types = [c.type for c in job.status.conditions]
@@ -36,7 +41,9 @@ def test_successful_job_gets_success_criteria_met_then_complete(batch: client.Ba
     assert _terminated(pod).exit_code == 0
 
 
-def test_job_pods_carry_job_labels_and_a_controller_owner_reference(batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
+def test_job_pods_carry_job_labels_and_a_controller_owner_reference(
+    batch: client.BatchV1Api, core: client.CoreV1Api
+) -> None:
     """Pods get batch.kubernetes.io/job-name, controller-uid and a controller ownerReference (job.md)."""
     job = batch.create_namespaced_job("default", job_manifest("labelled", "true"))
     pod = wait_for(lambda: job_pods(core, "labelled"), what="pod")[0]
@@ -47,7 +54,9 @@ def test_job_pods_carry_job_labels_and_a_controller_owner_reference(batch: clien
     assert (owner.kind, owner.name, owner.controller) == ("Job", "labelled", True)
 
 
-def test_backoff_limit_exceeded_fails_the_job_after_limit_plus_one_pods(batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
+def test_backoff_limit_exceeded_fails_the_job_after_limit_plus_one_pods(
+    batch: client.BatchV1Api, core: client.CoreV1Api
+) -> None:
     """backoffLimit=1: two failed pods, then FailureTarget and Failed with reason BackoffLimitExceeded."""
     batch.create_namespaced_job("default", job_manifest("flaky", "exit 3", backoffLimit=1))
     job = wait_for(lambda: job_condition(batch, "flaky", "Failed"), what="Failed")
@@ -59,8 +68,9 @@ def test_backoff_limit_exceeded_fails_the_job_after_limit_plus_one_pods(batch: c
 
 def test_fail_job_rule_on_exit_code_fails_at_once(batch: client.BatchV1Api) -> None:
     """podFailurePolicy FailJob onExitCodes In [42]: no retry, reason PodFailurePolicy (job.md#pod-failure-policy)."""
-    batch.create_namespaced_job("default", job_manifest("usererror", "exit 42", backoffLimit=6,
-                                                        podFailurePolicy=IGNORE_DISRUPTIONS))
+    batch.create_namespaced_job(
+        "default", job_manifest("usererror", "exit 42", backoffLimit=6, podFailurePolicy=IGNORE_DISRUPTIONS)
+    )
     job = wait_for(lambda: job_condition(batch, "usererror", "Failed"), what="Failed")
     assert condition(job, "Failed").reason == "PodFailurePolicy"
     assert "exit code 42" in condition(job, "Failed").message
@@ -72,12 +82,18 @@ def test_ignore_rule_replaces_evicted_pod_without_counting_it(
 ) -> None:
     """Ignore on DisruptionTarget: the evicted pod is replaced and not counted in status.failed
     (job.md#pod-failure-policy: "the counter towards the .backoffLimit is not incremented")."""
-    batch.create_namespaced_job("default", job_manifest(
-        "resumable", "trap 'exit 143' TERM; sleep 30 & wait", backoffLimit=0, podFailurePolicy=IGNORE_DISRUPTIONS))
+    batch.create_namespaced_job(
+        "default",
+        job_manifest(
+            "resumable", "trap 'exit 143' TERM; sleep 30 & wait", backoffLimit=0, podFailurePolicy=IGNORE_DISRUPTIONS
+        ),
+    )
     first = wait_for(lambda: [p for p in job_pods(core, "resumable") if p.status.phase == "Running"], what="Running")[0]
     local_cluster.evict_pod("default", first.metadata.name)
-    replacement = wait_for(lambda: [p for p in job_pods(core, "resumable") if p.metadata.name != first.metadata.name],
-                           what="replacement pod")[0]
+    replacement = wait_for(
+        lambda: [p for p in job_pods(core, "resumable") if p.metadata.name != first.metadata.name],
+        what="replacement pod",
+    )[0]
     assert replacement.metadata.name != first.metadata.name
     job = batch.read_namespaced_job("resumable", "default")
     assert not job.status.failed
@@ -104,9 +120,10 @@ def test_ttl_after_finished_deletes_job_and_pods(batch: client.BatchV1Api, core:
 def test_memory_limit_kills_with_oom_killed_137(batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
     """Over limits.memory the container is killed: reason OOMKilled, exit code 137
     (assign-memory-resource#exceed-a-containers-memory-limit)."""
-    hog = "python3 -c \"x = bytearray(200 * 1024 * 1024); import time; time.sleep(30)\""
-    batch.create_namespaced_job("default", job_manifest("hog", hog, backoffLimit=0,
-                                                        resources={"limits": {"memory": "64Mi"}}))
+    hog = 'python3 -c "x = bytearray(200 * 1024 * 1024); import time; time.sleep(30)"'
+    batch.create_namespaced_job(
+        "default", job_manifest("hog", hog, backoffLimit=0, resources={"limits": {"memory": "64Mi"}})
+    )
     wait_for(lambda: job_condition(batch, "hog", "Failed"), what="Failed")
     term = _terminated(job_pods(core, "hog")[0])
     assert (term.reason, term.exit_code) == ("OOMKilled", 137)
@@ -122,8 +139,13 @@ def test_deletion_sends_sigterm_then_sigkill_after_grace(local_cluster: LocalClu
     rv = core.read_namespaced_pod("stubborn", "default").metadata.resource_version
     core.delete_namespaced_pod("stubborn", "default")
     final = None
-    for event in watch.Watch().stream(core.list_namespaced_pod, "default", field_selector="metadata.name=stubborn",
-                                      resource_version=rv, timeout_seconds=30):
+    for event in watch.Watch().stream(
+        core.list_namespaced_pod,
+        "default",
+        field_selector="metadata.name=stubborn",
+        resource_version=rv,
+        timeout_seconds=30,
+    ):
         if event["type"] == "DELETED":
             final = event["object"]
             break
@@ -132,14 +154,17 @@ def test_deletion_sends_sigterm_then_sigkill_after_grace(local_cluster: LocalClu
     assert _terminated(final).exit_code == 137
 
 
-def test_process_killed_from_outside_is_reported_with_signal(local_cluster: LocalCluster, core: client.CoreV1Api) -> None:
+def test_process_killed_from_outside_is_reported_with_signal(
+    local_cluster: LocalCluster, core: client.CoreV1Api
+) -> None:
     from tests.localcluster.conftest import pod_manifest
 
     core.create_namespaced_pod("default", pod_manifest("victim", "sleep 60"))
     pid = wait_for(lambda: local_cluster.pod_pid("default", "victim"), what="pid")
     os.kill(pid, signal.SIGKILL)
-    pod = wait_for(lambda: (p := core.read_namespaced_pod("victim", "default")).status.phase == "Failed" and p,
-                   what="Failed")
+    pod = wait_for(
+        lambda: (p := core.read_namespaced_pod("victim", "default")).status.phase == "Failed" and p, what="Failed"
+    )
     term = _terminated(pod)
     assert (term.exit_code, term.reason, term.message) == (137, "Error", "process was killed by signal 9")
 
@@ -158,10 +183,22 @@ def test_pod_env_working_dir_and_python_mapping(local_cluster_factory: object, t
     """command[0] python is this interpreter; env values, $(VAR) expansion and workingDir apply."""
     cluster: LocalCluster = local_cluster_factory(pod_env={"EXTRA": "from-cluster"})  # type: ignore[operator]
     core = client.CoreV1Api(cluster.api_client())
-    pod = {"metadata": {"name": "py"}, "spec": {"restartPolicy": "Never", "containers": [{
-        "name": "main", "image": "python:3.11", "workingDir": str(tmp_path),
-        "command": ["python", "-c"], "args": ["import os, sys; print(sys.executable, os.getcwd(), os.environ['EXTRA'], '$(GREETING)')"],
-        "env": [{"name": "GREETING", "value": "hello"}]}]}}
+    pod = {
+        "metadata": {"name": "py"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.11",
+                    "workingDir": str(tmp_path),
+                    "command": ["python", "-c"],
+                    "args": ["import os, sys; print(sys.executable, os.getcwd(), os.environ['EXTRA'], '$(GREETING)')"],
+                    "env": [{"name": "GREETING", "value": "hello"}],
+                }
+            ],
+        },
+    }
     core.create_namespaced_pod("default", pod)
     wait_for(lambda: core.read_namespaced_pod("py", "default").status.phase == "Succeeded", what="Succeeded")
     import sys

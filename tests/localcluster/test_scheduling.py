@@ -17,8 +17,14 @@ from tests.localcluster.conftest import condition, pod_manifest, wait_for
 
 POOLS = [
     NodePool("small", cpu="2", memory="4Gi", labels={"pool": "small"}, nodes=2),
-    NodePool("gpu", cpu="8", memory="32Gi", labels={"pool": "gpu"}, gpu=1,
-             taints=(Taint("nvidia.com/gpu", "present", "NoSchedule"),)),
+    NodePool(
+        "gpu",
+        cpu="8",
+        memory="32Gi",
+        labels={"pool": "gpu"},
+        gpu=1,
+        taints=(Taint("nvidia.com/gpu", "present", "NoSchedule"),),
+    ),
 ]
 
 
@@ -48,13 +54,32 @@ def test_pod_is_bound_only_where_selector_and_toleration_allow(local_cluster_fac
     cluster: LocalCluster = local_cluster_factory(POOLS)
     core = client.CoreV1Api(cluster.api_client())
     core.create_namespaced_pod("default", pod_manifest("plain", "sleep 30"))
-    core.create_namespaced_pod("default", pod_manifest(
-        "trainer", "sleep 30", nodeSelector={"pool": "gpu"},
-        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        resources={"limits": {"nvidia.com/gpu": "1"}}))
-    core.create_namespaced_pod("default", pod_manifest("affine", "sleep 30", affinity={"nodeAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "pool", "operator": "NotIn", "values": ["gpu"]}]}]}}}))
+    core.create_namespaced_pod(
+        "default",
+        pod_manifest(
+            "trainer",
+            "sleep 30",
+            nodeSelector={"pool": "gpu"},
+            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            resources={"limits": {"nvidia.com/gpu": "1"}},
+        ),
+    )
+    core.create_namespaced_pod(
+        "default",
+        pod_manifest(
+            "affine",
+            "sleep 30",
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": ["gpu"]}]}
+                        ]
+                    }
+                }
+            },
+        ),
+    )
     assert _node_of(core, "plain").startswith("small-")
     assert _node_of(core, "trainer") == "gpu-0"
     assert _node_of(core, "affine").startswith("small-")
@@ -72,8 +97,10 @@ def test_pod_that_fits_nowhere_is_unschedulable_with_scheduler_message(local_clu
     assert c.message.startswith(
         "0/3 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}, 2 Insufficient memory."
     )
-    events = wait_for(lambda: core.list_namespaced_event("default", field_selector="reason=FailedScheduling").items,
-                      what="FailedScheduling event")
+    events = wait_for(
+        lambda: core.list_namespaced_event("default", field_selector="reason=FailedScheduling").items,
+        what="FailedScheduling event",
+    )
     assert events[0].involved_object.name == "huge" and events[0].type == "Warning"
     assert core.read_namespaced_pod("huge", "default").status.phase == "Pending"
 
