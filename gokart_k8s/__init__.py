@@ -49,6 +49,7 @@ from gokart_k8s.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from gokart_k8s.cache.checkpoints import Checkpoint
+    from gokart_k8s.runner import build, enable_remote_execution
 
 __version__ = "0.1.0"
 
@@ -71,7 +72,9 @@ __all__ = [
     "StepFailedError",
     "SubmissionError",
     "TaskNotFoundError",
+    "build",
     "declaration_of",
+    "enable_remote_execution",
     "job",
     "load_settings",
 ]
@@ -84,4 +87,8 @@ def __getattr__(name: str) -> Any:
         from gokart_k8s.cache.checkpoints import Checkpoint
 
         return Checkpoint
+    if name in ("build", "enable_remote_execution"):
+        from gokart_k8s import runner
+
+        return getattr(runner, name)
     raise AttributeError(f"module 'gokart_k8s' has no attribute {name!r}")

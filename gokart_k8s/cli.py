@@ -20,22 +20,15 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gokart_k8s.errors import GokartK8sError, PlanError
+from gokart_k8s.runner import CHAOS_RATE, CHAOS_SEED
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-
-#: ``--chaos`` alone: 10 disruptions per minute of running pod time (one every 6 s on average)
-#: with seed 3, which preempts the example's long TrainModel step twice mid-training (it resumes
-#: from its checkpoint, then moves to on-demand capacity) and tries, and fails, to evict the
-#: protected EvaluateModel. Pass --chaos-seed/--chaos-rate for other disruption plans.
-CHAOS_RATE = 10.0
-CHAOS_SEED = 3
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -139,24 +132,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touch_cache: bool = True) -> Any:
-    from gokart_k8s.plan import make_plan
+    from gokart_k8s.runner import prepare_plan
     from gokart_k8s.tasks import task_from_argv
-    from gokart_k8s.workspace import set_workspace_directory, workspace_directory
+    from gokart_k8s.workspace import set_workspace_directory
 
     settings = _settings(args)
     if getattr(args, "workspace", None):
         set_workspace_directory(args.workspace.rstrip("/") + "/")
     root = task_from_argv(luigi_argv)
-    workspace = workspace_directory()
-    if backend == "local-cluster" and "://" not in workspace:
-        # Pods of the local cluster are local processes: they share this directory, by absolute path.
-        workspace = str(Path(workspace).resolve()) + "/"
-        set_workspace_directory(workspace)
-    if "://" in workspace and touch_cache:
-        from gokart_k8s.workspace import prepare
-
-        prepare(workspace)
-    return root, make_plan([root], settings, backend=backend, workspace=workspace, check_cache=touch_cache)
+    return root, prepare_plan([root], settings, backend, touch_cache=touch_cache)
 
 
 def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
@@ -193,143 +177,32 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     return 0
 
 
-def _run_id(args: argparse.Namespace) -> str:
-    from gokart_k8s.conventions import label_value
-
-    return label_value(args.run_id or time.strftime("run-%Y%m%d-%H%M%S"))
-
-
 def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.progress import ProgressDisplay
+    from gokart_k8s.runner import RunOptions, execute
     from gokart_k8s.schedule import resolve_scheduled_argv
 
     # In a scheduled run (the driver pod of a CronJob), bind {scheduled_date} and friends, and take
     # the run id from the driver's Job so a replacement driver adopts the same step Jobs.
     luigi_argv, scheduled_run_id = resolve_scheduled_argv(luigi_argv, os.environ, timezone=None)
-    if scheduled_run_id and not args.run_id:
-        args.run_id = scheduled_run_id
-
     root, plan = _plan(args, luigi_argv, args.backend)
     if not plan.ok:
         print(plan.table(), file=sys.stderr)
         raise PlanError(plan.problems)
-    complete = {r.step.task.task_id for r in plan.rows if r.cached}
+    options = RunOptions(
+        backend=args.backend,
+        workers=args.workers,
+        run_id=args.run_id or scheduled_run_id,
+        on_interrupt=args.on_interrupt,
+        chaos=args.chaos,
+        chaos_seed=args.chaos_seed,
+        chaos_rate=args.chaos_rate,
+        logs=not args.no_logs,
+    )
     with ProgressDisplay([s.spec for s in plan.steps]) as progress:
-        if args.backend == "inline":
-            from gokart_k8s.inline import run_inline
-
-            ok = run_inline(root, plan.steps, progress, complete=complete, workers=args.workers)
-        else:
-            ok = _run_on_cluster(args, plan, progress)
+        ok = execute([root], plan, options, progress)
     print(progress.summary())
     return 0 if ok else EXIT_FAILED
-
-
-def _pod_env(plan: Any, run_id: str) -> dict[str, str]:
-    from gokart_k8s.workspace import WORKSPACE_ENV
-
-    env = {
-        WORKSPACE_ENV: plan.workspace,
-        "GOKART_K8S_RUN_ID": run_id,
-        "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
-    }
-    return env
-
-
-def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: Any) -> bool:
-    from gokart_k8s.cluster.kubernetes import connect
-    from gokart_k8s.driver import run_steps
-    from gokart_k8s.platforms import get_profile
-
-    settings = plan.settings
-    profile = get_profile(settings)
-    run_id = _run_id(args)
-    env = _pod_env(plan, run_id)
-    log_sink = None if args.no_logs else (lambda family, line: progress.log(f"[{family}] {line}"))
-
-    def complete(steps: Any) -> set[str]:
-        from gokart_k8s.workspace import find_complete
-
-        done = find_complete([s.task for s in steps])
-        return {s.spec.unique_id for s in steps if s.task.task_id in done}
-
-    if args.backend == "kubernetes":
-        api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
-        api.check_access(settings.namespace)
-        report = run_steps(
-            plan.steps,
-            settings,
-            api,
-            run_id=run_id,
-            image=settings.image or "",
-            env=env,
-            profile=profile,
-            progress=progress,
-            log_sink=log_sink,
-            on_interrupt=args.on_interrupt,
-            is_complete=complete,
-        )
-        _print_report(report, progress)
-        return bool(report.ok)
-
-    import tempfile
-
-    from gokart_k8s.localcluster import ChaosConfig, LocalCluster
-
-    chaos = None
-    if args.chaos or args.chaos_rate is not None or args.chaos_seed is not None:
-        chaos = ChaosConfig(
-            seed=CHAOS_SEED if args.chaos_seed is None else args.chaos_seed,
-            rate=CHAOS_RATE if args.chaos_rate is None else args.chaos_rate,
-        )
-    # Pods are local processes started from this environment: the pipeline's modules must import
-    # from the working directory, as they would from the image.
-    pod_env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)}
-    for name in ("STORAGE_EMULATOR_HOST", "LUIGI_CONFIG_PATH", "GCS_CREDENTIAL"):
-        if name in os.environ:
-            pod_env[name] = os.path.abspath(os.environ[name]) if name == "LUIGI_CONFIG_PATH" else os.environ[name]
-    pools = profile.pools()
-    with LocalCluster(pools, pod_env=pod_env, chaos=chaos) as cluster, tempfile.TemporaryDirectory() as tmp:
-        progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
-        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
-        api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
-        api.check_access(settings.namespace)
-        report = run_steps(
-            plan.steps,
-            settings,
-            api,
-            run_id=run_id,
-            image=settings.image or "gokart-k8s/rehearsal:local",
-            env=env,
-            profile=profile,
-            progress=progress,
-            log_sink=log_sink,
-            on_interrupt="delete",
-            is_complete=complete,
-        )
-        events = cluster.chaos_log
-        if chaos is not None:
-            progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
-            for event in events:
-                progress.log(f"  {event.at:6.1f}s  {event.detail}")
-    _print_report(report, progress)
-    return bool(report.ok)
-
-
-def _print_report(report: Any, progress: Any) -> None:
-    """Evictions, fallbacks and advice the progress summary does not show."""
-    for step in report.steps:
-        notes = []
-        if step.evictions:
-            notes.append(f"evicted {step.evictions}x")
-        if step.fallback:
-            notes.append("moved to on-demand capacity")
-        if step.adopted:
-            notes.append("adopted a running Job")
-        if notes:
-            progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
-        if step.error is not None:
-            progress.log(f"{step.spec.family}: {step.error}")
 
 
 def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:

@@ -30,7 +30,9 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "StepFailedError",
         "SubmissionError",
         "TaskNotFoundError",
+        "build",
         "declaration_of",
+        "enable_remote_execution",
         "job",
         "load_settings",
     }

@@ -1,0 +1,307 @@
+"""Launch: run a planned pipeline on a backend. Shared by ``gokart-k8s run`` and :func:`build`.
+
+Backends:
+
+``inline``
+    plain gokart in this process (luigi's local scheduler);
+``local-cluster``
+    a rehearsal: the embedded local cluster starts in the background, every step becomes its own
+    Job there through the same driver and in-pod command as on a real cluster, and it stops at the
+    end;
+``kubernetes``
+    every step a Job on the cluster of the kubeconfig (or the in-cluster config in a pod).
+
+:func:`build` is ``gokart.build`` with a backend, and :func:`enable_remote_execution` makes plain
+``gokart.build(...)`` calls go through it, so an existing script moves to the cluster unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gokart_k8s.errors import PlanError, StepFailedError
+from gokart_k8s.plan import Plan, make_plan
+from gokart_k8s.progress import ProgressDisplay
+from gokart_k8s.settings import Settings, load_settings
+
+BACKENDS = ("inline", "local-cluster", "kubernetes")
+
+#: ``--chaos`` alone: 10 disruptions per minute of running pod time (one every 6 s on average)
+#: with seed 3, which preempts the example's long TrainModel step twice mid-training (it resumes
+#: from its checkpoint, then moves to on-demand capacity) and tries, and fails, to evict the
+#: protected EvaluateModel. Pass a seed and rate for other disruption plans.
+CHAOS_RATE = 10.0
+CHAOS_SEED = 3
+
+#: Environment variables a rehearsal's pods inherit from this process (they stand in for what a
+#: real pod gets from its image, its service account and its config map).
+_INHERITED_ENV = ("STORAGE_EMULATOR_HOST", "GCS_CREDENTIAL")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, beyond the settings: the choices of one invocation."""
+
+    backend: str = "inline"
+    #: luigi workers of the inline backend.
+    workers: int = 1
+    #: Label of the run's Jobs; time based when None.
+    run_id: str | None = None
+    #: What Ctrl-C does to in-flight Jobs on the kubernetes backend: ask, delete or keep.
+    on_interrupt: str = "ask"
+    #: Local cluster only: seeded random evictions and Spot preemptions.
+    chaos: bool = False
+    chaos_seed: int | None = None
+    chaos_rate: float | None = None
+    #: Show each step's log lines (prefixed with the step) when its pod ends.
+    logs: bool = True
+
+
+def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touch_cache: bool = True) -> Plan:
+    """Resolve the cache location for ``backend`` and plan every step under ``roots``."""
+    from gokart_k8s.workspace import prepare, set_workspace_directory, workspace_directory
+
+    workspace = workspace_directory()
+    if backend == "local-cluster" and "://" not in workspace:
+        # Pods of the local cluster are local processes: they share this directory, by absolute path.
+        workspace = str(Path(workspace).resolve()) + "/"
+        set_workspace_directory(workspace)
+    if "://" in workspace and touch_cache:
+        prepare(workspace)
+    return make_plan(roots, settings, backend=backend, workspace=workspace, check_cache=touch_cache)
+
+
+def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:
+    """Run a plan that has no problems; True when every step is cached or succeeded."""
+    if not plan.ok:
+        raise PlanError(plan.problems)
+    if options.backend == "inline":
+        from gokart_k8s.inline import run_inline
+
+        complete = {r.step.task.task_id for r in plan.rows if r.cached}
+        ok = True
+        for root in roots:
+            ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
+        return ok
+    return _run_on_cluster(plan, options, progress)
+
+
+def _run_id(options: RunOptions) -> str:
+    from gokart_k8s.conventions import label_value
+
+    return label_value(options.run_id or time.strftime("run-%Y%m%d-%H%M%S"))
+
+
+def pod_env(plan: Plan, run_id: str) -> dict[str, str]:
+    """Environment of every step pod: where the cache is, which run, the SIGTERM budget."""
+    from gokart_k8s.workspace import WORKSPACE_ENV
+
+    return {
+        WORKSPACE_ENV: plan.workspace,
+        "GOKART_K8S_RUN_ID": run_id,
+        "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
+    }
+
+
+def _is_complete(steps: Sequence[Any]) -> set[str]:
+    from gokart_k8s.workspace import find_complete
+
+    done = find_complete([s.task for s in steps])
+    return {s.spec.unique_id for s in steps if s.task.task_id in done}
+
+
+def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:
+    from gokart_k8s.cluster.kubernetes import connect
+    from gokart_k8s.driver import run_steps
+    from gokart_k8s.platforms import get_profile
+
+    settings = plan.settings
+    profile = get_profile(settings)
+    run_id = _run_id(options)
+    env = pod_env(plan, run_id)
+    log_sink: Callable[[str, str], None] | None = None
+    if options.logs:
+        log_sink = lambda family, line: progress.log(f"[{family}] {line}")  # noqa: E731
+
+    if options.backend == "kubernetes":
+        api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
+        api.check_access(settings.namespace)
+        report = run_steps(
+            plan.steps,
+            settings,
+            api,
+            run_id=run_id,
+            image=settings.image or "",
+            env=env,
+            profile=profile,
+            progress=progress,
+            log_sink=log_sink,
+            on_interrupt=options.on_interrupt,  # type: ignore[arg-type]
+            is_complete=_is_complete,
+        )
+        _report(report, progress)
+        return bool(report.ok)
+
+    from gokart_k8s.localcluster import ChaosConfig, LocalCluster
+
+    chaos = None
+    if options.chaos or options.chaos_rate is not None or options.chaos_seed is not None:
+        chaos = ChaosConfig(
+            seed=CHAOS_SEED if options.chaos_seed is None else options.chaos_seed,
+            rate=CHAOS_RATE if options.chaos_rate is None else options.chaos_rate,
+        )
+    # Pods are local processes started from this environment: the pipeline's modules must import
+    # from the working directory, as they would from the image; the config file travels too.
+    rehearsal_env = {"PYTHONPATH": os.pathsep.join(_import_roots(plan))}
+    if os.environ.get("LUIGI_CONFIG_PATH"):
+        rehearsal_env["LUIGI_CONFIG_PATH"] = os.path.abspath(os.environ["LUIGI_CONFIG_PATH"])
+    rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
+    pools = profile.pools()
+    with LocalCluster(pools, pod_env=rehearsal_env, chaos=chaos) as cluster, tempfile.TemporaryDirectory() as tmp:
+        progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
+        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
+        api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
+        api.check_access(settings.namespace)
+        report = run_steps(
+            plan.steps,
+            settings,
+            api,
+            run_id=run_id,
+            image=settings.image or "gokart-k8s/rehearsal:local",
+            env=env,
+            profile=profile,
+            progress=progress,
+            log_sink=log_sink,
+            on_interrupt="delete",
+            is_complete=_is_complete,
+        )
+        if chaos is not None:
+            events = cluster.chaos_log
+            progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
+            for event in events:
+                progress.log(f"  {event.at:6.1f}s  {event.detail}")
+    _report(report, progress)
+    return bool(report.ok)
+
+
+def _import_roots(plan: Plan) -> list[str]:
+    """Absolute directories from which this process imported the pipeline's modules.
+
+    A rehearsal's pods are local processes; they must import each step's module from the same
+    place this process did (as a pod imports it from its image): the working directory, this
+    process's PYTHONPATH, and the directory above each step module's top-level package.
+    """
+    import sys
+
+    roots = [os.getcwd()]
+    roots += [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for name in {step.spec.module.split(".")[0] for step in plan.steps} | {"gokart_k8s"}:
+        top = sys.modules.get(name)
+        if top is None:
+            continue
+        package_dirs = list(getattr(top, "__path__", []))  # a package (regular or namespace)
+        if package_dirs:
+            roots += [str(Path(d).resolve().parent) for d in package_dirs]
+        elif getattr(top, "__file__", None):  # a plain module
+            roots.append(str(Path(str(top.__file__)).resolve().parent))
+    return list(dict.fromkeys(roots))
+
+
+def _report(report: Any, progress: ProgressDisplay) -> None:
+    """Evictions, fallbacks and advice the progress summary does not show."""
+    for step in report.steps:
+        notes = []
+        if step.evictions:
+            notes.append(f"evicted {step.evictions}x")
+        if step.fallback:
+            notes.append("moved to on-demand capacity")
+        if step.adopted:
+            notes.append("adopted a running Job")
+        if notes:
+            progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
+        if step.error is not None:
+            progress.log(f"{step.spec.family}: {step.error}")
+
+
+def build(
+    task: Any,
+    *,
+    backend: str = "kubernetes",
+    return_value: bool = True,
+    settings: Settings | None = None,
+    options: RunOptions | None = None,
+    **gokart_kwargs: Any,
+) -> Any:
+    """``gokart.build(task)`` with every step run by ``backend`` (default: each step a Job).
+
+    Plans first (every problem raised together as :class:`PlanError`, before anything is
+    submitted), runs, and returns the task's output like ``gokart.build``. A failed step raises
+    :class:`StepFailedError`. ``backend="inline"`` is exactly ``gokart.build``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "inline":
+        return _gokart_build()(task, return_value=return_value, **gokart_kwargs)
+    settings = settings or load_settings()
+    options = dataclasses.replace(options or RunOptions(), backend=backend)
+    plan = prepare_plan([task], settings, backend)
+    if not plan.ok:
+        raise PlanError(plan.problems)
+    with ProgressDisplay([s.spec for s in plan.steps]) as progress:
+        ok = execute([task], plan, options, progress)
+    if not ok:
+        failed = [e.spec.family for e in progress.steps.values() if e.state not in ("cached", "succeeded")]
+        raise StepFailedError(
+            f"the pipeline did not finish on the {backend} backend: {', '.join(failed)} did not succeed.\n"
+            + progress.summary()
+        )
+    if not return_value:
+        return None
+    import importlib
+
+    # gokart's own way of reading a built task's output(s), so the value is what gokart.build returns.
+    return importlib.import_module("gokart.build")._get_output(task)
+
+
+def _gokart_build() -> Callable[..., Any]:
+    """gokart's own build function, even while :func:`enable_remote_execution` replaces ``gokart.build``."""
+    import importlib
+
+    return importlib.import_module("gokart.build").build  # type: ignore[no-any-return]
+
+
+@contextmanager
+def enable_remote_execution(backend: str = "kubernetes", **build_kwargs: Any) -> Iterator[None]:
+    """Within the block, ``gokart.build(task)`` runs every step on ``backend``.
+
+    ::
+
+        with gokart_k8s.enable_remote_execution("kubernetes"):
+            result = gokart.build(TrainModel())     # each step its own Job
+
+    The original ``gokart.build`` is restored on exit.
+    """
+    import gokart
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    original = gokart.build
+
+    def remote_build(task: Any, return_value: bool = True, **kwargs: Any) -> Any:
+        kwargs.pop("reset_register", None)
+        kwargs.pop("log_level", None)
+        return build(task, backend=backend, return_value=return_value, **build_kwargs)
+
+    gokart.build = remote_build  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        gokart.build = original
