@@ -6,7 +6,6 @@ objects are exactly those the CLI would create, validation included.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gokart_k8s import cli
 from gokart_k8s.cluster.schedules import ScheduleClient
 from gokart_k8s.localcluster import LocalCluster
 from gokart_k8s.platforms import get_profile
@@ -35,13 +33,6 @@ from gokart_k8s.testing.gcs import FakeGCSServer, gcs_bucket, gcs_emulator
 __all__ = ["gcs_bucket", "gcs_emulator"]
 
 pytest_plugins = ["gokart_k8s.testing.cluster"]
-
-# The driver binds {scheduled_date} and takes its run id from its Job only once `gokart-k8s run`
-# calls resolve_scheduled_argv (wired by cli.cmd_run); until then these tests cannot pass.
-pytestmark = pytest.mark.skipif(
-    "resolve_scheduled_argv" not in inspect.getsource(cli.cmd_run),
-    reason="gokart-k8s run does not call gokart_k8s.schedule.resolve_scheduled_argv yet",
-)
 
 T = TypeVar("T")
 NAMESPACE = "default"
