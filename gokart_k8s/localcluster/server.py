@@ -383,7 +383,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         still_there = self.api.store.try_get(rt, namespace, name) is not None
         if rt in (r.POD, r.NAMESPACE, r.NODE) or still_there:
-            self._send_json(200 if not still_there else 202 if rt is not r.POD else 200, result)
+            # Pods (and objects still held by finalizers) come back as the object itself.
+            self._send_json(200, result)
         else:
             self._send_json(
                 200,

@@ -4,8 +4,7 @@ Every refusal of the local API server is an :class:`ApiError`, rendered as the s
 body a real API server sends (``kind: Status``, ``reason``, ``code`` and, for 422,
 ``details.causes[].field``), so the official client raises ``ApiException`` with the status code
 and body a caller would see against a real cluster
-(https://kubernetes.io/docs/reference/using-api/api-concepts/#api-status-codes ... and
-https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/).
+(https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/).
 """
 
 from __future__ import annotations
