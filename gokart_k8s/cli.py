@@ -246,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     handler = COMMANDS.get(command) or getattr(args, "handler", None)
+    if handler is None and callable(getattr(args, "func", None)):
+        func = args.func
+        handler = lambda parsed, _rest: func(parsed)  # noqa: E731  (commands that take no luigi args)
     if handler is None:
         parser.print_help()
         return EXIT_BAD_INPUT
