@@ -16,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gokart_k8s.pools import NodePool
+
 from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig
 from .cluster import LocalCluster
 
@@ -33,6 +35,9 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="local_cluster_command", required=True)
     start = commands.add_parser("start", help="start the cluster in the foreground until Ctrl-C")
     start.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    start.add_argument(
+        "--platform", help="create the nodes of this platform profile's pools (default: [gokart_k8s] platform)"
+    )
     start.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     start.add_argument(
         "--kubeconfig",
@@ -68,9 +73,28 @@ def _pod_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def _profile_pools(platform: str | None) -> list[NodePool] | None:
+    """The active platform profile's pools (luigi.cfg / GOKART_K8S_PLATFORM / --platform), so Jobs
+    rendered or submitted for that platform schedule here exactly as they would there. The plain
+    profile gets the default single pool."""
+    import dataclasses
+
+    from gokart_k8s.platforms import get_profile
+    from gokart_k8s.settings import load_settings
+
+    settings = load_settings()
+    if platform:
+        settings = dataclasses.replace(settings, platform=platform)
+    if settings.platform == "plain":
+        return None
+    return list(get_profile(settings).pools())
+
+
 def run_start(args: argparse.Namespace) -> int:
     chaos = ChaosConfig(seed=args.chaos_seed, rate=args.chaos_rate) if args.chaos else None
-    cluster = LocalCluster(host=args.host, port=args.port, chaos=chaos, pod_env=_pod_env(args.pod_env))
+    cluster = LocalCluster(
+        _profile_pools(args.platform), host=args.host, port=args.port, chaos=chaos, pod_env=_pod_env(args.pod_env)
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
