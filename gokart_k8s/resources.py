@@ -45,15 +45,15 @@ _DECIMAL = {
 }
 
 
-def parse_quantity(text: str | int | float) -> Decimal:
-    """Parse a Kubernetes quantity into its value (cores for cpu, bytes for memory/disk).
+def quantity_value(text: str | int | float) -> Decimal:
+    """The value of a Kubernetes quantity (cores for cpu, bytes for memory/disk), sign included.
 
-    Raises :class:`QuantityError` for anything the API server would refuse, such as ``"4 GB"``,
-    ``"1Gb"`` or ``"two"``. Negative values are refused too: no resource can be negative.
+    Raises :class:`QuantityError` for anything the API server's grammar refuses, such as
+    ``"4 GB"``, ``"1Gb"`` or ``"two"``.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise QuantityError(f"expected a quantity such as '500m', '2' or '16Gi', got {text!r}")
-    raw = str(text).strip() if not isinstance(text, str) else text
+    raw = text if isinstance(text, str) else str(text)
     match = _QUANTITY_RE.match(raw)
     if not match:
         raise QuantityError(
@@ -64,14 +64,20 @@ def parse_quantity(text: str | int | float) -> Decimal:
         number = Decimal(match["number"])
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid decimals
         raise QuantityError(f"{raw!r} is not a number") from exc
-    if number < 0:
-        raise QuantityError(f"{raw!r} is negative; a resource quantity must be zero or more")
     suffix = match["suffix"] or ""
     if suffix in _BINARY:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
     return number * (Decimal(10) ** int(suffix[1:]))
+
+
+def parse_quantity(text: str | int | float) -> Decimal:
+    """A resource amount: a valid quantity (see :func:`quantity_value`) that is not negative."""
+    value = quantity_value(text)
+    if value < 0:
+        raise QuantityError(f"{text!r} is negative; a resource quantity must be zero or more")
+    return value
 
 
 def format_bytes(value: Decimal) -> str:

@@ -126,29 +126,31 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
     settings = plan.settings
     profile = get_profile(settings)
     run_id = _run_id(options)
-    env = pod_env(plan, run_id)
     log_sink: Callable[[str, str], None] | None = None
     if options.logs:
         log_sink = lambda family, line: progress.log(f"[{family}] {line}")  # noqa: E731
 
-    if options.backend == "kubernetes":
-        api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
+    def drive(api: Any, image: str, on_interrupt: str) -> bool:
         api.check_access(settings.namespace)
         report = run_steps(
             plan.steps,
             settings,
             api,
             run_id=run_id,
-            image=settings.image or "",
-            env=env,
+            image=image,
+            env=pod_env(plan, run_id),
             profile=profile,
             progress=progress,
             log_sink=log_sink,
-            on_interrupt=options.on_interrupt,  # type: ignore[arg-type]
+            on_interrupt=on_interrupt,  # type: ignore[arg-type]
             is_complete=_is_complete,
         )
         _report(report, progress)
         return bool(report.ok)
+
+    if options.backend == "kubernetes":
+        api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
+        return drive(api, settings.image or "", options.on_interrupt)
 
     from gokart_k8s.localcluster import ChaosConfig, LocalCluster
 
@@ -169,27 +171,14 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
         progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
         kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
         api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
-        api.check_access(settings.namespace)
-        report = run_steps(
-            plan.steps,
-            settings,
-            api,
-            run_id=run_id,
-            image=settings.image or "gokart-k8s/rehearsal:local",
-            env=env,
-            profile=profile,
-            progress=progress,
-            log_sink=log_sink,
-            on_interrupt="delete",
-            is_complete=_is_complete,
-        )
+        # The rehearsal's cluster stops with this block: its Jobs are deleted on Ctrl-C.
+        ok = drive(api, settings.image or "gokart-k8s/rehearsal:local", "delete")
         if chaos is not None:
             events = cluster.chaos_log
             progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
             for event in events:
                 progress.log(f"  {event.at:6.1f}s  {event.detail}")
-    _report(report, progress)
-    return bool(report.ok)
+    return ok
 
 
 def _import_roots(plan: Plan) -> list[str]:
