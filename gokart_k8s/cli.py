@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gokart_k8s.errors import GokartK8sError, PlanError
+from gokart_k8s.errors import ConfigurationError, GokartK8sError, PlanError
 from gokart_k8s.runner import CHAOS_RATE, CHAOS_SEED
 
 EXIT_FAILED = 1
@@ -184,7 +184,17 @@ def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
     # In a scheduled run (the driver pod of a CronJob), bind {scheduled_date} and friends, and take
     # the run id from the driver's Job so a replacement driver adopts the same step Jobs.
-    luigi_argv, scheduled_run_id = resolve_scheduled_argv(luigi_argv, os.environ, timezone=None)
+    try:
+        luigi_argv, scheduled_run_id = resolve_scheduled_argv(luigi_argv, os.environ, timezone=None)
+    except ConfigurationError:
+        # A Job made by hand from the CronJob (kubectl create job --from=cronjob/NAME) has a name that
+        # does not encode the scheduled time: its creation time stands in for it.
+        created = driver_job_created(_settings(args))
+        if created is None:
+            raise
+        luigi_argv, scheduled_run_id = resolve_scheduled_argv(
+            luigi_argv, os.environ, timezone=None, job_created=created
+        )
     root, plan = _plan(args, luigi_argv, args.backend)
     if not plan.ok:
         print(plan.table(), file=sys.stderr)
@@ -203,6 +213,22 @@ def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
         ok = execute([root], plan, options, progress)
     print(progress.summary())
     return 0 if ok else EXIT_FAILED
+
+
+def driver_job_created(settings: Any) -> Any:
+    """Creation time of the Job this driver pod belongs to (``GOKART_K8S_JOB_NAME``), or None."""
+    from datetime import datetime
+
+    from gokart_k8s.cluster.kubernetes import connect
+    from gokart_k8s.schedule import ENV_JOB_NAME
+
+    name = os.environ.get(ENV_JOB_NAME)
+    if not name:
+        return None
+    api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
+    job = api.read_job(settings.namespace, name)
+    stamp = ((job or {}).get("metadata") or {}).get("creationTimestamp")
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
 
 
 def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
