@@ -38,6 +38,7 @@ from typing import Any
 
 from . import resources as r
 from .kubelet import Kubelet
+from .loops import ControlLoop
 from .status import ApiError
 from .store import Obj, Store, timestamp
 
@@ -248,10 +249,11 @@ class Disruptor:
             t.cancel()
 
 
-class ChaosMonkey:
+class ChaosMonkey(ControlLoop):
     """Seeded random evictions and Spot preemptions of Running pods (see the module docstring)."""
 
     def __init__(self, store: Store, disruptor: Disruptor, config: ChaosConfig) -> None:
+        super().__init__("chaos-monkey")
         self.store = store
         self.disruptor = disruptor
         self.config = config
@@ -259,22 +261,13 @@ class ChaosMonkey:
         self._plan: list[tuple[float, int, str, str, str, str, float]] = []
         self._counter = 0
         self._cond = threading.Condition()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         #: (namespace, job or pod, attempt, action, delay) of every disruption planned, in order.
         self.planned: list[tuple[str, str, int, str, float]] = []
         store.add_listener(self._on_event)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="chaos-monkey", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
+    def _wake_up(self) -> None:
         with self._cond:
             self._cond.notify_all()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
         if rt is not r.POD or kind != "MODIFIED" or self.config.rate <= 0:

@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 from . import cron
 from . import resources as r
+from .loops import ControlLoop, PassLoop
 from .status import ApiError
 from .store import Obj, Store, owned_by, parse_timestamp, timestamp
 
@@ -199,27 +200,19 @@ def match_pod_failure_policy(job: Obj, pod: Obj) -> tuple[str, str] | None:
     return None
 
 
-class JobController:
+class JobController(ControlLoop):
     """Reconciles Jobs from a work queue fed by Job and Pod events."""
 
     def __init__(self, store: Store, *, backoff_base_seconds: float = 0.1, backoff_max_seconds: float = 2.0) -> None:
+        super().__init__("job-controller")
         self.store = store
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self._queue = WorkQueue()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         store.add_listener(self._on_event)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="job-controller", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
+    def _wake_up(self) -> None:
         self._queue.wake()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
         meta = obj["metadata"]
@@ -510,29 +503,17 @@ class JobController:
             pass
 
 
-class CronJobController:
+class CronJobController(PassLoop):
     """Creates Jobs from CronJobs on schedule, by an injectable clock."""
 
     def __init__(self, store: Store, *, clock: Clock = utc_now, sync_seconds: float = 1.0) -> None:
+        super().__init__("cronjob-controller")
         self.store = store
         self.clock = clock
         self.sync_seconds = sync_seconds
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._names = random.Random()
         store.add_listener(self._on_event)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="cronjob-controller", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
         if rt is r.CRONJOB or (
@@ -540,16 +521,11 @@ class CronJobController:
         ):
             self._wake.set()
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self.sync_seconds)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self.sync_all()
-            except Exception:  # pragma: no cover
-                traceback.print_exc()
+    def _idle_seconds(self) -> float:
+        return self.sync_seconds
+
+    def _pass(self) -> None:
+        self.sync_all()
 
     def sync_all(self, now: datetime | None = None) -> None:
         """One pass over every CronJob at ``now`` (default: the controller's clock)."""

@@ -23,12 +23,12 @@ scoring beyond "least requested first", and no inter-pod affinity.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from . import resources as r
+from .loops import PassLoop
 from .quantity import parse_quantity
 from .store import Obj, Store, timestamp
 
@@ -137,26 +137,14 @@ def unschedulable_message(total: int, reasons: dict[str, int]) -> str:
     )
 
 
-class Scheduler:
+class Scheduler(PassLoop):
     """Binds pods in creation order; retries the unschedulable ones whenever something changes."""
 
     def __init__(self, store: Store) -> None:
+        super().__init__("scheduler")
         self.store = store
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._reported: dict[str, str] = {}
         store.add_listener(self._on_event)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
         if rt is r.NODE:
@@ -167,18 +155,8 @@ class Scheduler:
             if (kind == "ADDED" and not spec.get("nodeName")) or kind == "DELETED" or phase in ("Succeeded", "Failed"):
                 self._wake.set()
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(1.0)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self.schedule_pending()
-            except Exception:  # pragma: no cover - keep scheduling whatever one pod does
-                import traceback
-
-                traceback.print_exc()
+    def _pass(self) -> None:
+        self.schedule_pending()
 
     def schedule_pending(self) -> None:
         """One scheduling pass over every unbound pod."""

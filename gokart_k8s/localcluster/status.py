@@ -73,44 +73,49 @@ class ApiError(Exception):
         return out
 
 
+def _qualified(resource: str, group: str) -> str:
+    """``jobs.batch``, ``Job.batch``; core resources have no group suffix (``pods``)."""
+    return f"{resource}.{group}" if group else resource
+
+
+def _object_error(
+    code: int, message: str, group: str, kind: str, name: str, *, reason: str = "", **more: Any
+) -> ApiError:
+    """An error about one object: ``details`` names it (``name``, ``group``, ``kind``, then ``more``)."""
+    return ApiError(code, message, reason=reason, details={"name": name, "group": group, "kind": kind, **more})
+
+
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    qualified = f"{plural}.{group}" if group else plural
-    return ApiError(
-        404,
-        f'{qualified} "{name}" not found',
-        details={"name": name, "group": group, "kind": plural},
-    )
+    return _object_error(404, f'{_qualified(plural, group)} "{name}" not found', group, plural, name)
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:
-    qualified = f"{plural}.{group}" if group else plural
-    return ApiError(
-        409,
-        f'{qualified} "{name}" already exists',
-        details={"name": name, "group": group, "kind": plural},
-    )
+    return _object_error(409, f'{_qualified(plural, group)} "{name}" already exists', group, plural, name)
 
 
 def conflict(group: str, plural: str, name: str) -> ApiError:
-    qualified = f"{plural}.{group}" if group else plural
-    return ApiError(
+    return _object_error(
         409,
-        f'Operation cannot be fulfilled on {qualified} "{name}": the object has been modified; '
+        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
+        group,
+        plural,
+        name,
         reason="Conflict",
-        details={"name": name, "group": group, "kind": plural},
     )
 
 
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     """422 like the API server: ``Job.batch "x" is invalid: [a: msg, b: msg]``."""
-    qualified = f"{kind}.{group}" if group else kind
     rendered = [c.render() for c in causes]
     body = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
-    return ApiError(
+    return _object_error(
         422,
-        f'{qualified} "{name}" is invalid: {body}',
-        details={"name": name, "group": group, "kind": kind, "causes": [c.as_dict() for c in causes]},
+        f'{_qualified(kind, group)} "{name}" is invalid: {body}',
+        group,
+        kind,
+        name,
+        causes=[c.as_dict() for c in causes],
     )
 
 
