@@ -13,8 +13,13 @@ stays independent of the others:
   pool is smaller;
 * :func:`accepts` -- whether a pod with this placement may land on a pool's nodes (node selector
   and taints, what the scheduler checks);
+* :func:`holds` -- whether some pool of a profile's declared capacity takes a step so placed;
+* :func:`node_envelope` and :func:`accelerator_nodes` -- the emulated nodes a profile derives from
+  the resource-class catalog when no pools are declared;
 * :func:`step_title` and :func:`wants_spot` -- one spelling of the step in messages, and the one
-  rule for when a step asks for Spot capacity.
+  rule for when a step asks for Spot capacity;
+* :func:`spot_grace_warning` -- the warning for a termination budget longer than the grace a
+  platform gives a Spot pod.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ LABEL_CAPACITY = f"{LABEL_PREFIX}/capacity"
 #: Pod label: the node pool a step was pinned to, on profiles that pin pools.
 LABEL_POOL = f"{LABEL_PREFIX}/pool"
 
+#: Pod annotation the cluster autoscaler honours: ``"false"`` keeps it from draining the node
+#: (https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/FAQ.md#what-types-of-pods-can-prevent-ca-from-removing-a-node).
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
 #: The extended resource NVIDIA's device plugin advertises
 #: (https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/).
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -47,6 +56,11 @@ GPU_TOLERATION: dict[str, str] = {"key": GPU_RESOURCE, "operator": "Exists", "ef
 # Taint effects that keep a pod off a node. PreferNoSchedule only steers
 # (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/).
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+
+_GIB = Decimal(2**30)
+# The smallest node an emulation offers, however small the classes it holds.
+_MIN_NODE_CPU = Decimal(4)
+_MIN_NODE_MEMORY = Decimal(16) * _GIB
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,20 @@ def wants_spot(spec: StepSpec, *, on_demand: bool = False) -> bool:
     return spec.eviction is Eviction.TOLERATE and spec.resource_class.spot and not on_demand
 
 
+def spot_grace_warning(spec: StepSpec, budget_seconds: float, grace_seconds: int, reclaim: str) -> list[str]:
+    """A warning when the termination budget is longer than the grace the platform gives a Spot pod.
+
+    ``reclaim`` says how the platform reclaims Spot capacity, after the step's title: ``runs on
+    Spot, which EC2 reclaims 120 s after its notice``. Empty when the budget fits the grace.
+    """
+    if budget_seconds > grace_seconds:
+        return [
+            f"{step_title(spec)} {reclaim}, but termination_budget_seconds is {budget_seconds:g}: the final "
+            f"checkpoint may be cut off. Set termination_budget_seconds below {grace_seconds}."
+        ]
+    return []
+
+
 def resources_for(rc: ResourceClass) -> tuple[dict[str, str], dict[str, str]]:
     """The container's ``(requests, limits)`` for a resource class.
 
@@ -163,6 +191,28 @@ def smallest(pools: Iterable[NodePool]) -> NodePool | None:
     return ordered[0] if ordered else None
 
 
+def node_envelope(
+    classes: Iterable[ResourceClass], cpu: Decimal = _MIN_NODE_CPU, memory: Decimal = _MIN_NODE_MEMORY
+) -> tuple[str, str]:
+    """cpu and memory of an emulated node big enough for every class given (at least cpu/memory)."""
+    for rc in classes:
+        cpu = max(cpu, rc.cpu_cores)
+        memory = max(memory, rc.memory_bytes)
+    return f"{cpu.normalize():f}", format_bytes(memory)
+
+
+def accelerator_nodes(classes: Iterable[ResourceClass]) -> list[tuple[str, str, str, int]]:
+    """One emulated GPU node per accelerator the GPU classes name, in name order:
+    ``(accelerator, cpu, memory, gpus)``, big enough for every class of that accelerator."""
+    classes = list(classes)
+    nodes: list[tuple[str, str, str, int]] = []
+    for accelerator in sorted({rc.accelerator or "" for rc in classes if rc.gpu}):
+        same = [rc for rc in classes if rc.accelerator == accelerator]
+        cpu, memory = node_envelope(same)
+        nodes.append((accelerator, cpu, memory, max(rc.gpu for rc in same)))
+    return nodes
+
+
 def toleration_for(taint: Taint) -> dict[str, str]:
     """The toleration that matches exactly one taint."""
     if taint.value:
@@ -195,6 +245,11 @@ def accepts(pool: NodePool, placement: Placement) -> bool:
         if pool.labels.get(key) != value:
             return False
     return all(tolerates(placement.tolerations, taint) for taint in pool.taints if taint.effect in _BLOCKING_EFFECTS)
+
+
+def holds(pools: Iterable[NodePool], rc: ResourceClass, placement: Placement) -> bool:
+    """Whether some pool both :func:`suits` class ``rc`` and :func:`accepts` the placement."""
+    return any(suits(rc, p) and accepts(p, placement) for p in pools)
 
 
 def merge_tolerations(*groups: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
-from decimal import Decimal
 
 from gokart_k8s.conventions import dns_label
 from gokart_k8s.eviction import Eviction
@@ -38,16 +37,19 @@ from gokart_k8s.placement import (
     GPU_TOLERATION,
     LABEL_CAPACITY,
     Placement,
-    accepts,
+    accelerator_nodes,
+    holds,
     merge_tolerations,
     need_phrase,
+    node_envelope,
     resources_for,
+    spot_grace_warning,
     step_title,
     suits,
     wants_spot,
 )
 from gokart_k8s.pools import NodePool, Taint
-from gokart_k8s.resources import ResourceClass, format_bytes
+from gokart_k8s.resources import ResourceClass
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
 
@@ -61,8 +63,6 @@ GPU_TAINT = Taint(key=GPU_RESOURCE, value="true", effect="NoSchedule")
 #: EC2 gives a Spot instance a 2-minute interruption notice, and Karpenter drains at once
 #: (https://karpenter.sh/docs/concepts/disruption/#interruption).
 SPOT_NOTICE_SECONDS = 120
-
-_GIB = Decimal(2**30)
 
 
 def gpu_name(accelerator: str) -> str:
@@ -87,23 +87,14 @@ def _labelled(pool: NodePool) -> NodePool:
     return dataclasses.replace(pool, labels=labels, taints=taints)
 
 
-def _envelope(classes: Iterable[ResourceClass], cpu: Decimal, memory: Decimal) -> tuple[str, str]:
-    for rc in classes:
-        cpu = max(cpu, rc.cpu_cores)
-        memory = max(memory, rc.memory_bytes)
-    return f"{cpu.normalize():f}", format_bytes(memory)
-
-
 def emulated_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
     """Nodes like the ones Karpenter would launch for these classes, Spot and on-demand of each."""
     classes = list(classes)
     shapes: list[tuple[str, str, str, int, str | None]] = []
-    cpu, memory = _envelope((rc for rc in classes if not rc.gpu), Decimal(4), Decimal(16) * _GIB)
+    cpu, memory = node_envelope(rc for rc in classes if not rc.gpu)
     shapes.append(("general", cpu, memory, 0, None))
-    for accelerator in sorted({rc.accelerator or "" for rc in classes if rc.gpu}):
-        same = [rc for rc in classes if rc.accelerator == accelerator]
-        cpu, memory = _envelope(same, Decimal(4), Decimal(16) * _GIB)
-        shapes.append((dns_label(f"gpu-{gpu_name(accelerator)}"), cpu, memory, max(rc.gpu for rc in same), accelerator))
+    for accelerator, cpu, memory, gpu in accelerator_nodes(classes):
+        shapes.append((dns_label(f"gpu-{gpu_name(accelerator)}"), cpu, memory, gpu, accelerator))
     return tuple(
         _labelled(
             NodePool(
@@ -151,11 +142,12 @@ class EksKarpenterProfile:
         if spec.eviction is Eviction.PROTECT:
             annotations[DO_NOT_DISRUPT] = "true"
             details.append("do-not-disrupt")
-        if spot and self._settings.termination_budget_seconds > SPOT_NOTICE_SECONDS:
-            warnings.append(
-                f"{step_title(spec)} runs on Spot, which EC2 reclaims {SPOT_NOTICE_SECONDS} s after its "
-                f"notice, but termination_budget_seconds is {self._settings.termination_budget_seconds:g}: "
-                f"the final checkpoint may be cut off. Set termination_budget_seconds below {SPOT_NOTICE_SECONDS}."
+        if spot:
+            warnings += spot_grace_warning(
+                spec,
+                self._settings.termination_budget_seconds,
+                SPOT_NOTICE_SECONDS,
+                f"runs on Spot, which EC2 reclaims {SPOT_NOTICE_SECONDS} s after its notice",
             )
         requests, limits = resources_for(rc)
         return Placement(
@@ -177,7 +169,7 @@ class EksKarpenterProfile:
             return []
         rc = spec.resource_class
         placement = self.place(spec)
-        if any(suits(rc, p) and accepts(p, placement) for p in self._pools):
+        if holds(self._pools, rc, placement):
             return []
         head = f"{step_title(spec)} cannot run on platform {PLATFORM!r}"
         name = rc.name or "one-off"

@@ -46,11 +46,14 @@ from gokart_k8s.placement import (
     GPU_RESOURCE,
     GPU_TOLERATION,
     LABEL_CAPACITY,
+    SAFE_TO_EVICT,
     Placement,
-    accepts,
+    holds,
     merge_tolerations,
     need_phrase,
+    node_envelope,
     resources_for,
+    spot_grace_warning,
     step_title,
     suits,
     wants_spot,
@@ -66,7 +69,6 @@ COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 SPOT_LABEL = "cloud.google.com/gke-spot"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 ACCELERATOR_COUNT_LABEL = "cloud.google.com/gke-accelerator-count"
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 BALANCED = "Balanced"
 
 SPOT_TAINT = Taint(key=SPOT_LABEL, value="true", effect="NoSchedule")
@@ -122,27 +124,19 @@ def _labelled(pool: NodePool) -> NodePool:
     return dataclasses.replace(pool, labels=labels, taints=tuple(taints))
 
 
-def _envelope(classes: Iterable[ResourceClass], cpu: Decimal, memory: Decimal) -> tuple[str, str]:
-    """cpu and memory of an emulated node big enough for every class given (at least cpu/memory)."""
-    for rc in classes:
-        cpu = max(cpu, rc.cpu_cores)
-        memory = max(memory, rc.memory_bytes)
-    return f"{cpu.normalize():f}", format_bytes(memory)
-
-
 def emulated_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
     """Nodes like the ones Autopilot would create for these classes, Spot and on-demand of each."""
     classes = list(classes)
     general = [rc for rc in classes if not rc.gpu and compute_class(rc) is None]
     balanced = [rc for rc in classes if not rc.gpu and compute_class(rc) == BALANCED]
     shapes: list[tuple[str, str, str, dict[str, str], int, str | None]] = []
-    cpu, memory = _envelope(general, Decimal(4), Decimal(16) * _GIB)
+    cpu, memory = node_envelope(general)
     shapes.append(("general", cpu, memory, {}, 0, None))
-    cpu, memory = _envelope(balanced, Decimal(8), Decimal(64) * _GIB)
+    cpu, memory = node_envelope(balanced, Decimal(8), Decimal(64) * _GIB)
     shapes.append(("balanced", cpu, memory, {COMPUTE_CLASS_LABEL: BALANCED}, 0, None))
     for accelerator, count in sorted({(rc.accelerator or "", rc.gpu) for rc in classes if rc.gpu}):
         same = [rc for rc in classes if rc.accelerator == accelerator and rc.gpu == count]
-        cpu, memory = _envelope(same, Decimal(4), Decimal(16) * _GIB)
+        cpu, memory = node_envelope(same)
         shapes.append((dns_label(f"{accelerator}-x{count}"), cpu, memory, {}, count, accelerator))
     return tuple(
         _labelled(
@@ -197,13 +191,12 @@ class GkeAutopilotProfile:
         if spot:
             selector[SPOT_LABEL] = "true"
             tolerations.append(SPOT_TOLERATION)
-            if self._settings.termination_budget_seconds > SPOT_GRACE_SECONDS:
-                warnings.append(
-                    f"{step_title(spec)} runs as a Spot Pod, which Autopilot gives at most "
-                    f"{SPOT_GRACE_SECONDS} s on preemption, but termination_budget_seconds is "
-                    f"{self._settings.termination_budget_seconds:g}: the final checkpoint may be cut off. "
-                    f"Set termination_budget_seconds below {SPOT_GRACE_SECONDS}."
-                )
+            warnings += spot_grace_warning(
+                spec,
+                self._settings.termination_budget_seconds,
+                SPOT_GRACE_SECONDS,
+                f"runs as a Spot Pod, which Autopilot gives at most {SPOT_GRACE_SECONDS} s on preemption",
+            )
         annotations: dict[str, str] = {}
         if spec.eviction is Eviction.PROTECT:
             annotations[SAFE_TO_EVICT] = "false"
@@ -253,7 +246,7 @@ class GkeAutopilotProfile:
     def _capacity_problems(self, spec: StepSpec, head: str) -> list[str]:
         rc = spec.resource_class
         placement = self.place(spec)
-        if any(suits(rc, p) and accepts(p, placement) for p in self._pools):
+        if holds(self._pools, rc, placement):
             return []
         name = rc.name or "one-off"
         if spec.eviction is Eviction.PROTECT and any(suits(rc, p) and p.spot for p in self._pools):

@@ -38,12 +38,14 @@ from gokart_k8s.placement import (
     GPU_TOLERATION,
     LABEL_CAPACITY,
     LABEL_POOL,
+    SAFE_TO_EVICT,
     Placement,
     merge_tolerations,
     need_phrase,
     pool_size,
     resources_for,
     smallest,
+    spot_grace_warning,
     step_title,
     suits,
     toleration_for,
@@ -59,7 +61,6 @@ PLATFORM = "gke-standard"
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 SPOT_LABEL = "cloud.google.com/gke-spot"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 SPOT_TAINT = Taint(key=SPOT_LABEL, value="true", effect="NoSchedule")
 SPOT_TOLERATION: dict[str, str] = {"key": SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
@@ -180,12 +181,12 @@ class GkeStandardProfile:
                 f"{step_title(spec)}: no on-demand pool suits {rc.describe()}, so the on-demand "
                 f"fallback stays on Spot pool {pool.name!r}. Add an on-demand pool to make the fallback work."
             )
-        if pool.spot and self._settings.termination_budget_seconds > SPOT_GRACE_SECONDS:
-            warnings.append(
-                f"{step_title(spec)} runs on Spot, where GKE gives a pod {SPOT_GRACE_SECONDS} s after "
-                f"a preemption notice, but termination_budget_seconds is "
-                f"{self._settings.termination_budget_seconds:g}: the final checkpoint may be cut off. "
-                f"Set termination_budget_seconds below {SPOT_GRACE_SECONDS}."
+        if pool.spot:
+            warnings += spot_grace_warning(
+                spec,
+                self._settings.termination_budget_seconds,
+                SPOT_GRACE_SECONDS,
+                f"runs on Spot, where GKE gives a pod {SPOT_GRACE_SECONDS} s after a preemption notice",
             )
         requests, limits = resources_for(rc)
         return Placement(

@@ -19,54 +19,37 @@ sections, when present, replace them and a step no declared pool can hold is ref
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 
 from gokart_k8s.conventions import dns_label
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.placement import (
     GPU_TOLERATION,
     LABEL_CAPACITY,
+    SAFE_TO_EVICT,
     Placement,
-    accepts,
+    accelerator_nodes,
+    holds,
     need_phrase,
+    node_envelope,
     resources_for,
     step_title,
-    suits,
 )
 from gokart_k8s.pools import NodePool
-from gokart_k8s.resources import ResourceClass, format_bytes
+from gokart_k8s.resources import ResourceClass
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
 
 PLATFORM = "plain"
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
-
-_GIB = Decimal(2**30)
-
-
-def _envelope(classes: Iterable[ResourceClass], cpu: Decimal, memory: Decimal) -> tuple[str, str]:
-    for rc in classes:
-        cpu = max(cpu, rc.cpu_cores)
-        memory = max(memory, rc.memory_bytes)
-    return f"{cpu.normalize():f}", format_bytes(memory)
 
 
 def default_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
     """One ``default`` pool for every CPU class, one GPU pool per accelerator of the catalog."""
     classes = list(classes)
-    cpu, memory = _envelope((rc for rc in classes if not rc.gpu), Decimal(4), Decimal(16) * _GIB)
+    cpu, memory = node_envelope(rc for rc in classes if not rc.gpu)
     pools = [NodePool(name="default", cpu=cpu, memory=memory)]
-    for accelerator in sorted({rc.accelerator or "" for rc in classes if rc.gpu}):
-        same = [rc for rc in classes if rc.accelerator == accelerator]
-        cpu, memory = _envelope(same, Decimal(4), Decimal(16) * _GIB)
+    for accelerator, cpu, memory, gpu in accelerator_nodes(classes):
         pools.append(
-            NodePool(
-                name=dns_label(f"gpu-{accelerator}"),
-                cpu=cpu,
-                memory=memory,
-                gpu=max(rc.gpu for rc in same),
-                accelerator=accelerator,
-            )
+            NodePool(name=dns_label(f"gpu-{accelerator}"), cpu=cpu, memory=memory, gpu=gpu, accelerator=accelerator)
         )
     return tuple(pools)
 
@@ -110,8 +93,7 @@ class PlainProfile:
         if not self._declared:
             return []
         rc = spec.resource_class
-        placement = self.place(spec)
-        if any(suits(rc, p) and accepts(p, placement) for p in self._pools):
+        if holds(self._pools, rc, self.place(spec)):
             return []
         return [
             f"{step_title(spec)} cannot run on platform {PLATFORM!r}: no declared pool "
