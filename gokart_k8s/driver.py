@@ -211,9 +211,7 @@ class _Driver:
         interrupted = False
         kept: list[str] = []
         try:
-            for resource, items in self.watcher.start().items():
-                for obj in items:
-                    self._apply(Change(resource, "MODIFIED", obj))
+            self._start_watch(self.watcher)
             for run in self.runs:
                 if run.state == "waiting":
                     self._state(run, "pending")
@@ -360,7 +358,11 @@ class _Driver:
         self.watcher.stop()
         self.selector = wide
         self.watcher = Watcher(self.api, self.ns, wide, timeout_seconds=self.settings.watch_timeout_seconds)
-        for resource, items in self.watcher.start().items():
+        self._start_watch(self.watcher)
+
+    def _start_watch(self, watcher: Watcher) -> None:
+        """Start ``watcher``; every object of its initial listing counts as a change."""
+        for resource, items in watcher.start().items():
             for obj in items:
                 self._apply(Change(resource, "MODIFIED", obj))
 
