@@ -84,7 +84,7 @@ class Plan:
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
         lines.append(
             f"{len(self.rows)} steps, {sum(r.cached for r in self.rows)} cached · platform {self.settings.platform}"
             f" · backend {self.backend} · cache {self.workspace}"
