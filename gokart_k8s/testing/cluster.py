@@ -7,6 +7,7 @@ Add ``pytest_plugins = ["gokart_k8s.testing.cluster"]`` to a ``conftest.py`` and
 - ``local_cluster_factory``: ``make(pools=..., chaos=..., **options) -> LocalCluster`` for custom
   pools, chaos or clocks; every cluster made is stopped after the test.
 - ``local_cluster_api``: a ``kubernetes.client.ApiClient`` for ``local_cluster``.
+- :func:`wait_for`: poll until a predicate on the cluster's state is truthy, with a deadline.
 
 The clusters listen on 127.0.0.1 only and need no network. What they emulate is documented in
 ``docs/local-cluster.md``.
@@ -15,8 +16,9 @@ The clusters listen on 127.0.0.1 only and need no network. What they emulate is 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -26,6 +28,30 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 ClusterFactory = Callable[..., LocalCluster]
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 30.0,
+    what: str = "condition",
+    *,
+    interval: float = 0.05,
+    failure: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``predicate()`` every ``interval`` seconds until it is truthy and return its value.
+
+    After ``timeout`` seconds raise ``AssertionError`` with ``failure()`` as message (computed only
+    then, so it may describe the cluster's state), or ``timed out after <timeout>s waiting for <what>``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(failure() if failure else f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def _alive(pid: int) -> bool:

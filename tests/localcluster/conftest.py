@@ -1,29 +1,19 @@
-"""Shared helpers for the local cluster's tests: the public fixtures plus small builders."""
+"""Shared helpers for the local cluster's tests: the public fixtures and ``wait_for``, plus small builders."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
-from gokart_k8s.testing.cluster import local_cluster, local_cluster_api, local_cluster_factory  # noqa: F401
-
-T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll until ``predicate()`` is truthy; generous deadline for a loaded machine."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+from gokart_k8s.testing.cluster import (  # noqa: F401
+    local_cluster,
+    local_cluster_api,
+    local_cluster_factory,
+    wait_for,
+)
 
 
 def job_manifest(name: str, script: str, *, grace: int = 1, **spec: Any) -> dict[str, Any]:
@@ -68,6 +58,18 @@ def job_condition(batch: client.BatchV1Api, name: str, type_: str, namespace: st
 
 def job_pods(core: client.CoreV1Api, name: str, namespace: str = "default") -> list[Any]:
     return list(core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}").items)
+
+
+def pod_events(core: client.CoreV1Api, name: str, resource_version: str, timeout: int) -> Iterator[dict[str, Any]]:
+    """Watch events of pod ``default/name`` after ``resource_version``, for ``timeout`` seconds at most."""
+    events: Iterator[dict[str, Any]] = watch.Watch().stream(
+        core.list_namespaced_pod,
+        "default",
+        field_selector=f"metadata.name={name}",
+        resource_version=resource_version,
+        timeout_seconds=timeout,
+    )
+    return events
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import json
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gokart_k8s.localcluster import ChaosConfig, EvictionRefusedError, LocalCluster
 from gokart_k8s.pools import NodePool
-from tests.localcluster.conftest import condition, job_condition, job_manifest, pod_manifest, wait_for
+from tests.localcluster.conftest import condition, job_condition, job_manifest, pod_events, pod_manifest, wait_for
 
 SPOT = [NodePool("spot", cpu="4", memory="8Gi", spot=True, labels={"cloud.google.com/gke-spot": "true"})]
 
@@ -39,13 +39,7 @@ def test_eviction_api_adds_disruption_target_and_terminates(
     )
     history = [
         (e["type"], e["object"])
-        for e in watch.Watch().stream(
-            core.list_namespaced_pod,
-            "default",
-            field_selector="metadata.name=evictee",
-            resource_version=rv,
-            timeout_seconds=10,
-        )
+        for e in pod_events(core, "evictee", rv, timeout=10)
         if e["type"] in ("MODIFIED", "DELETED")
     ]
     target = condition(history[0][1], "DisruptionTarget")
@@ -82,17 +76,7 @@ def test_spot_preemption_fails_pods_with_termination_by_kubelet_and_node_returns
     spot_uid = core.read_node("spot-0").metadata.uid
     rv = core.read_namespaced_pod("protected-but-spot", "default").metadata.resource_version
     cluster.preempt_node("spot-0")
-    final = next(
-        e["object"]
-        for e in watch.Watch().stream(
-            core.list_namespaced_pod,
-            "default",
-            field_selector="metadata.name=protected-but-spot",
-            resource_version=rv,
-            timeout_seconds=30,
-        )
-        if e["type"] == "DELETED"
-    )
+    final = next(e["object"] for e in pod_events(core, "protected-but-spot", rv, timeout=30) if e["type"] == "DELETED")
     target = condition(final, "DisruptionTarget")
     assert (final.status.phase, final.status.reason) == ("Failed", "Terminated")
     assert (target.status, target.reason) == ("True", "TerminationByKubelet")

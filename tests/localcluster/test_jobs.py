@@ -12,7 +12,7 @@ import signal
 from kubernetes import client, watch
 
 from gokart_k8s.localcluster import LocalCluster
-from tests.localcluster.conftest import condition, job_condition, job_manifest, job_pods, wait_for
+from tests.localcluster.conftest import condition, job_condition, job_manifest, job_pods, pod_events, wait_for
 
 IGNORE_DISRUPTIONS = {
     "rules": [
@@ -139,13 +139,7 @@ def test_deletion_sends_sigterm_then_sigkill_after_grace(local_cluster: LocalClu
     rv = core.read_namespaced_pod("stubborn", "default").metadata.resource_version
     core.delete_namespaced_pod("stubborn", "default")
     final = None
-    for event in watch.Watch().stream(
-        core.list_namespaced_pod,
-        "default",
-        field_selector="metadata.name=stubborn",
-        resource_version=rv,
-        timeout_seconds=30,
-    ):
+    for event in pod_events(core, "stubborn", rv, timeout=30):
         if event["type"] == "DELETED":
             final = event["object"]
             break

@@ -6,8 +6,8 @@ objects are exactly those the CLI would create, validation included.
 
 from __future__ import annotations
 
+import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -43,14 +43,17 @@ CRON = "0 3 * * *"
 
 
 def wait_for(predicate: Callable[[], T | None], what: str, env: Env, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}; pods and their logs:\n{env.describe()}")
-        time.sleep(0.2)
+    # Imported at call time: a top-level import would load the module before pytest_plugins
+    # registers it, and pytest could no longer rewrite its asserts.
+    from gokart_k8s.testing.cluster import wait_for as cluster_wait_for
+
+    return cluster_wait_for(
+        predicate,
+        timeout,
+        what,
+        interval=0.2,
+        failure=lambda: f"gave up waiting for {what}; pods and their logs:\n{env.describe()}",
+    )
 
 
 class Env:
@@ -58,29 +61,20 @@ class Env:
         self.cluster, self.client, self.markers, self.cache = cluster, client, markers, cache
 
     def jobs(self, selector: str) -> list[dict[str, Any]]:
-        api = self.cluster.api_client()
-        try:
-            from kubernetes import client
+        from kubernetes import client
 
-            body: Any = client.BatchV1Api(api).list_namespaced_job(
-                NAMESPACE, label_selector=selector, _preload_content=False
-            )
-            import json
-
-            return list(json.loads(body.data)["items"])
-        finally:
-            api.close()
+        return self._items(lambda api: client.BatchV1Api(api).list_namespaced_job, selector)
 
     def pods(self, selector: str) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        return self._items(lambda api: client.CoreV1Api(api).list_namespaced_pod, selector)
+
+    def _items(self, lister: Callable[[Any], Callable[..., Any]], selector: str) -> list[dict[str, Any]]:
+        """The raw JSON items of one namespaced list call, with a fresh API client."""
         api = self.cluster.api_client()
         try:
-            import json
-
-            from kubernetes import client
-
-            body: Any = client.CoreV1Api(api).list_namespaced_pod(
-                NAMESPACE, label_selector=selector, _preload_content=False
-            )
+            body: Any = lister(api)(NAMESPACE, label_selector=selector, _preload_content=False)
             return list(json.loads(body.data)["items"])
         finally:
             api.close()
