@@ -19,6 +19,8 @@ from typing import IO
 from gokart_k8s.steps import StepSpec
 
 DONE_STATES = frozenset({"cached", "succeeded", "failed", "skipped"})
+#: States that stay on a terminal as a line of their own, above the live status line.
+_NOTABLE = frozenset({"evicted", "failed", "skipped"})
 
 
 @dataclass
@@ -68,6 +70,10 @@ class ProgressDisplay:
             entry.detail = detail
             entry.history.append(state)
             if self.live:
+                if state in _NOTABLE:
+                    # Kept on screen above the live line: what happened to a step, not just where it is.
+                    extra = f"  {detail}" if detail else ""
+                    self.stream.write(f"\r\033[K{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
                 self._draw(force=True)
             else:
                 extra = f"  {detail}" if detail else ""

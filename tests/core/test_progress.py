@@ -40,6 +40,20 @@ def test_on_a_terminal_one_status_line_is_redrawn_with_done_running_pending_and_
     assert "\n" not in out.getvalue().rstrip("\n")
 
 
+def test_on_a_terminal_evictions_and_failures_stay_on_screen_above_the_live_line() -> None:
+    a, b = spec("Train"), spec("Report")
+    out = Terminal()
+    with ProgressDisplay([a, b], stream=out) as progress:
+        progress.step_state(a, "running")
+        progress.step_state(a, "evicted", "TerminationByKubelet")
+        progress.step_state(a, "succeeded")
+        progress.step_state(b, "failed", "RuntimeError: boom")
+    lines = out.getvalue().split("\n")
+    kept = [line.split("\033[K")[-1] for line in lines if "evicted" in line or "failed  " in line]
+    assert any("evicted    Train  TerminationByKubelet" in line for line in kept)
+    assert any("failed     Report  RuntimeError: boom" in line for line in kept)
+
+
 def test_off_a_terminal_each_change_is_one_plain_line() -> None:
     a = spec("Load")
     out = io.StringIO()
