@@ -109,6 +109,11 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> i
     if termination.terminated:
         return _fail(f"step {family} was asked to stop (SIGTERM: eviction or preemption)", EXIT_EVICTED)
     if result.scheduling_succeeded and task.complete():
+        # The output is committed: checkpoints of earlier attempts are of no use any more (the
+        # SUCCESS handler clears them only when this attempt opened one).
+        from gokart_k8s.cache.checkpoints import clear_checkpoints
+
+        clear_checkpoints(task)
         return EXIT_OK
     return _fail(
         f"step {family} failed: {result.summary_text.strip().splitlines()[-1] if result.summary_text else ''}",
