@@ -30,6 +30,7 @@ One process, one loop, no thread or poller per step:
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -141,10 +142,29 @@ class _Run:
     unschedulable_since: float | None = None
     last_state: tuple[str, str] = ("", "")
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_LOG_TAIL))
+    #: Log followers of this step's pods, by pod uid.
+    followers: dict[str, _Follower] = field(default_factory=dict)
 
     @property
     def spec(self) -> StepSpec:
         return self.step.spec
+
+
+@dataclass
+class _Follower:
+    """Streams one running pod's log lines to the log sink as they are written.
+
+    One daemon thread per *running* pod (so at most ``max_concurrent_steps`` at once); the Jobs
+    themselves are still followed by the one multiplexed watch. If the stream breaks, the rest of
+    the log is read once when the pod ends.
+    """
+
+    thread: threading.Thread | None = None
+    lines: int = 0
+    complete: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    #: Set once the pod's end was handled: a late line from a stuck stream is dropped, not repeated.
+    superseded: bool = False
 
 
 class _Driver:
@@ -443,6 +463,8 @@ class _Driver:
             ended = classify_pod(pod, job=job, deleted=deleted)
             if not ended.final:
                 running = running or ended.kind is OutcomeKind.RUNNING
+                if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None and uid not in run.followers:
+                    self._follow(run, uid, str(_meta(pod).get("name")))
                 continue
             run.counted.add(uid)
             self._read_log(run, pod, deleted)
@@ -485,12 +507,42 @@ class _Driver:
             if running or outcome.kind is OutcomeKind.RUNNING:
                 self._state(run, "running", name)
 
+    def _follow(self, run: _Run, uid: str, pod_name: str) -> None:
+        follower = _Follower()
+        run.followers[uid] = follower
+
+        def stream() -> None:
+            try:
+                for line in self.api.follow_pod_log(self.ns, pod_name):
+                    if follower.superseded:
+                        return
+                    follower.lines += 1
+                    self._log(run, line)
+                follower.complete = True
+            except ClusterError:
+                pass  # the rest is read when the pod ends
+            finally:
+                follower.done.set()
+
+        follower.thread = threading.Thread(target=stream, name=f"log-{pod_name}", daemon=True)
+        follower.thread.start()
+
     def _read_log(self, run: _Run, pod: Mapping[str, Any], deleted: bool) -> None:
+        follower = run.followers.get(str(_meta(pod).get("uid") or ""))
+        if follower is not None:
+            # The container has ended, so its log stream ends too; give it a moment to drain.
+            follower.done.wait(5.0)
+            follower.superseded = True
+            if follower.complete:
+                return
         if deleted or (self.log_sink is None and (pod.get("status") or {}).get("phase") != "Failed"):
             return
         text = self.api.read_pod_log(
             self.ns, str(_meta(pod).get("name")), tail_lines=None if self.log_sink else _LOG_TAIL
         )
+        if follower is not None:
+            # Only what the broken stream had not delivered yet.
+            text = "\n".join(text.splitlines()[follower.lines :])
         self._log(run, text)
 
     def _evicted(self, run: _Run, ended: Outcome) -> bool:

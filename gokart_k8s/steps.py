@@ -145,5 +145,49 @@ def collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list[
             except ConfigurationError as exc:
                 problems.append(str(exc))
                 continue
+            problem = round_trip_problem(task, spec)
+            if problem:
+                problems.append(problem)
             steps.append(Step(task=task, spec=spec))
     return steps, problems
+
+
+def round_trip_problem(task: Any, spec: StepSpec) -> str | None:
+    """Why ``spec`` would not rebuild the very same task in a pod, or None if it does.
+
+    A step travels to its pod as luigi's string parameters, and the pod checks that it computes the
+    same unique id. A value that changes on the way (``FloatParameter`` given the int ``4``: the
+    driver hashes ``"4"``, the pod parses ``4.0`` and hashes ``"4.0"``) would make every attempt
+    fail as code skew, so it is reported at plan time instead.
+    """
+    from luigi.task_register import Register
+
+    # luigi hands back a cached instance for equal parameter values (4 == 4.0), which would hide
+    # exactly the change looked for here: build the clone as a fresh process (a pod) would.
+    cache = Register._Register__instance_cache  # type: ignore[attr-defined]
+    Register.disable_instance_cache()
+    try:
+        clone = type(task).from_str_params(dict(spec.params))
+        clone_id = unique_id_of(clone)
+    except Exception as exc:
+        return (
+            f"step {spec.family}: its parameters cannot be rebuilt from their string form "
+            f"({type(exc).__name__}: {exc}), so it cannot run in a pod. Make each parameter's "
+            "serialize() and parse() agree."
+        )
+    finally:
+        Register._Register__instance_cache = cache  # type: ignore[attr-defined]
+    if clone_id == spec.unique_id:
+        return None
+    rebuilt = clone.to_str_params()
+    changed = [
+        f"{name}={value!r} becomes {rebuilt.get(name)!r}"
+        for name, value in spec.params.items()
+        if rebuilt.get(name) != value
+    ]
+    what = "; ".join(changed) or "a nested task's parameters change"
+    return (
+        f"step {spec.family}: its parameters change when rebuilt from their string form ({what}), so the "
+        "pod would compute another unique id. Pass values of the parameter's own type (e.g. 4.0 for a "
+        "FloatParameter, not 4)."
+    )

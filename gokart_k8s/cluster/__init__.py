@@ -102,3 +102,7 @@ class ClusterAPI(Protocol):
     def read_pod_log(self, namespace: str, name: str, *, tail_lines: int | None = None) -> str:
         """The pod's log (its last ``tail_lines`` lines); empty if the pod or its log is gone."""
         ...
+
+    def follow_pod_log(self, namespace: str, name: str, *, idle_timeout: float = 3600.0) -> Iterator[str]:
+        """Log lines as the pod writes them, until its container ends; ClusterError if the stream breaks."""
+        ...

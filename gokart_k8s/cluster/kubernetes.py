@@ -441,6 +441,32 @@ class KubernetesCluster:
             return ""  # pod gone (TTL, eviction) or container never started: no log to show
         return response.body.decode("utf-8", "replace")
 
+    def follow_pod_log(self, namespace: str, name: str, *, idle_timeout: float = 3600.0) -> Iterator[str]:
+        """The pod's log lines as they are written, until the container ends (``follow=true``).
+
+        Returns when the stream ends (the container ended, or the pod is gone); raises
+        :class:`ClusterError` when it breaks or nothing arrives for ``idle_timeout`` seconds, so the
+        caller knows to read the rest of the log another way.
+        """
+        path = _PATHS["pods"].format(namespace=namespace) + f"/{name}/log"
+        raw = self._open(path, [("follow", "true")], (self._timeout, idle_timeout))
+        try:
+            if not 200 <= raw.status <= 299:
+                raise ClusterError(f"following the log of pod {namespace}/{name} was refused ({raw.status})")
+            buffer = b""
+            try:
+                for chunk in raw.response.stream(4096, decode_content=True):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        yield line.decode("utf-8", "replace")
+            except _CONNECTION_ERRORS as exc:
+                raise ClusterError(f"following the log of pod {namespace}/{name} broke ({type(exc).__name__})") from exc
+            if buffer:
+                yield buffer.decode("utf-8", "replace")
+        finally:
+            raw.response.release_conn()
+
 
 def _status_message(exc: ApiException) -> str:
     """The ``message`` of the Status object in an error body, or the raw body."""

@@ -48,3 +48,10 @@ class Summarise(gokart.TaskOnKart[Any]):
 class Boom(gokart.TaskOnKart[Any]):
     def run(self) -> None:
         raise RuntimeError("the step's own code failed")
+
+
+class Floaty(gokart.TaskOnKart[Any]):
+    x: float = luigi.FloatParameter()
+
+    def run(self) -> None:
+        self.dump(self.x)

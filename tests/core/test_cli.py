@@ -158,3 +158,17 @@ def test_importing_the_package_does_not_import_the_cluster_or_storage_clients() 
         [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_parameter_that_changes_on_its_way_to_a_pod_is_a_plan_problem(capsys: Any) -> None:
+    from gokart_k8s.settings import load_settings
+    from gokart_k8s.steps import collect
+    from tests.core.pipelines import Floaty
+
+    _steps, problems = collect([Floaty(x=4)], load_settings())  # an int for a FloatParameter
+    assert len(problems) == 1
+    assert "x='4' becomes '4.0'" in problems[0] and "4.0 for a FloatParameter" in problems[0]
+    from luigi.task_register import Register
+
+    Register.clear_instance_cache()  # luigi would hand back the Floaty(x=4) above for x=4.0
+    assert collect([Floaty(x=4.0)], load_settings())[1] == []

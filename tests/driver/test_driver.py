@@ -279,3 +279,35 @@ def test_an_interrupt_without_a_terminal_keeps_the_jobs_and_prints_how_to_delete
     (name,) = report.kept_jobs
     assert rig.jobs() == [name]
     assert f"kubectl delete jobs -n default {name}" in capsys.readouterr().err
+
+
+def test_a_running_steps_log_lines_reach_the_log_sink_while_it_still_runs_each_once(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    phases_when_seen: list[list[str]] = []
+
+    def on_line(step: str, line: str) -> None:
+        if line == "sleepy started":
+            # Where is the pod when its first line arrives? Still running: the line was streamed.
+            job = next(j for j in rig.jobs() if j.startswith("sleepy-"))
+            phases_when_seen.append([p["status"].get("phase") for p in rig.pods_of(job)])
+
+    rig.logs = _LogsWithHook(on_line)
+    report = rig.run([Sleepy(seconds=4.0, tag="streamed")])
+    assert report.ok
+    assert phases_when_seen == [["Running"]]
+    # ...and the line is not shown a second time when the pod ends.
+    assert rig.logs.count(("Sleepy", "sleepy started")) == 1
+
+
+class _LogsWithHook(list[tuple[str, str]]):
+    """The rig's log lines, calling a hook for each line the driver hands to the log sink."""
+
+    def __init__(self, hook: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self._hook = hook
+
+    def append(self, item: tuple[str, str]) -> None:
+        super().append(item)
+        self._hook(*item)
