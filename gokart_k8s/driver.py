@@ -1,6 +1,6 @@
 """The driver: run a whole step graph as Kubernetes Jobs and follow them all with one watch.
 
-One process, one loop, no thread or poller per step:
+One process, one loop, no poller per step:
 
 1. **Preflight.** :meth:`ClusterAPI.check_access` fails with advice (no kubeconfig, unreachable,
    forbidden namespace) before any step runs.
@@ -11,9 +11,11 @@ One process, one loop, no thread or poller per step:
    Job is *adopted* and followed, a succeeded one is done once the cache confirms it, a failed one
    is deleted and submitted again. No path creates a second Job for a step.
 4. **Follow.** A :class:`~gokart_k8s.cluster.watching.Watcher` keeps one watch on the run's Jobs and
-   one on its pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). Pod logs are
-   read once when a pod ends (one request per pod, no follow threads) and handed to ``log_sink``
-   line by line with the step's name as prefix.
+   one on its pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). With a
+   ``log_sink``, each *running* pod's log is streamed live (``follow=true``, one daemon thread per
+   running pod, so at most ``max_concurrent_steps``) and handed over line by line with the step's
+   name; if a stream breaks, the rest is read once when the pod ends. Without one, only a failed
+   pod's last lines are read, for the advice.
 5. **Evictions never spend the user's retry budget.** The Job's podFailurePolicy ``Ignore`` rule
    lets the Job controller replace an evicted pod by itself; the driver only counts evictions per
    step. After ``fallback_after_evictions`` a tolerant step on Spot is moved to on-demand capacity
