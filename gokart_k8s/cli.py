@@ -281,7 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("step", "config") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
+        from gokart_k8s.settings import check_config_files
+
+        # Before anything imports luigi: luigi parses its config files on import.
+        check_config_files()
         return int(handler(args, rest) or 0)
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (`| head`): not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # interpreter shutdown flushes stdout again
+        return 0
     except GokartK8sError as exc:
         if debug:
             raise

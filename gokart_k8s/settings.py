@@ -341,11 +341,18 @@ def _parse_pool(name: str, items: Mapping[str, str], files: list[str]) -> NodePo
     return NodePool(**kwargs)
 
 
+#: luigi's own search path for its cfg files (``LuigiConfigParser._config_paths``, luigi 3.x).
+#: Known here without importing luigi, because importing luigi already parses these files, and a
+#: file that does not parse would then fail with a traceback instead of this module's message.
+LUIGI_CONFIG_PATHS = ("/etc/luigi/client.cfg", "/etc/luigi/luigi.cfg", "client.cfg", "luigi.cfg")
+
+
 def config_files() -> list[str]:
     """The luigi config files that exist, in the order luigi reads them (later wins)."""
-    from luigi.configuration import LuigiConfigParser
+    import sys
 
-    paths = list(LuigiConfigParser._config_paths)
+    parser = sys.modules.get("luigi.configuration.cfg_parser")
+    paths = list(parser.LuigiConfigParser._config_paths) if parser else list(LUIGI_CONFIG_PATHS)
     env_path = os.environ.get("LUIGI_CONFIG_PATH")
     if env_path and env_path not in paths:
         paths.append(env_path)
@@ -358,13 +365,26 @@ def check_config_files(files: list[str] | None = None) -> None:
         parser = configparser.ConfigParser(interpolation=None)
         try:
             parser.read(path)
-        except configparser.Error as exc:
-            message = getattr(exc, "message", str(exc))
-            line = getattr(exc, "lineno", None)
-            if line is None and hasattr(exc, "errors") and exc.errors:
-                line = exc.errors[0][0]
+        except configparser.MissingSectionHeaderError as exc:
+            raise ConfigurationError(
+                f"{path}:{exc.lineno}: the config file does not parse: {exc.line.strip()!r} comes before any "
+                "[section]. Put it under the section it belongs to, e.g. [gokart_k8s]."
+            ) from None
+        except configparser.ParsingError as exc:
+            errors = getattr(exc, "errors", [])
+            line, text = errors[0] if errors else (None, "")
             where = f"{path}:{line}" if line else path
-            raise ConfigurationError(f"{where}: the config file does not parse: {message.strip()}") from None
+            # configparser keeps the offending line as its repr(): show it as written.
+            shown = text.strip().strip("'\"").replace("\\n", "")
+            raise ConfigurationError(
+                f"{where}: the config file does not parse: {shown!r} is neither a [section] nor a "
+                "'key = value' line. Fix or remove that line."
+            ) from None
+        except configparser.Error as exc:
+            line = getattr(exc, "lineno", None)
+            where = f"{path}:{line}" if line else path
+            message = getattr(exc, "message", str(exc)).strip().splitlines()[0]
+            raise ConfigurationError(f"{where}: the config file does not parse: {message}") from None
 
 
 def load_settings(

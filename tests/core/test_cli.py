@@ -172,3 +172,42 @@ def test_a_parameter_that_changes_on_its_way_to_a_pod_is_a_plan_problem(capsys: 
 
     Register.clear_instance_cache()  # luigi would hand back the Floaty(x=4) above for x=4.0
     assert collect([Floaty(x=4.0)], load_settings())[1] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[gokart_k8s]\nplatform = plain\nthis line is broken\n",
+            ":3: the config file does not parse: 'this line is broken'",
+        ),
+        ("image = x\n", ":1: the config file does not parse: 'image = x' comes before any [section]"),
+    ],
+    ids=["bad-line", "no-section"],
+)
+def test_a_config_file_that_does_not_parse_is_one_error_with_file_and_line(
+    capsys: Any, luigi_cfg: Any, text: str, message: str
+) -> None:
+    path = luigi_cfg("")
+    path.write_text(text)
+    for argv in (["config"], ["plan", f"{PIPELINES}.Summarise"]):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 2
+        assert f"{path}{message}" in err
+        assert "Traceback" not in err
+
+
+def test_output_piped_into_a_command_that_stops_reading_is_not_an_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    done = subprocess.run(
+        f"{sys.executable} -m gokart_k8s config | head -1",
+        shell=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.startswith("config files read")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

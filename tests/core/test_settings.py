@@ -124,3 +124,16 @@ def test_one_off_resource_classes_do_not_need_the_catalog() -> None:
 
     spec = spec_for(OneOff(), load_settings())
     assert spec.resource_class.cpu == "3" and spec.resource_class.name == ""
+
+
+def test_the_config_search_path_known_without_luigi_is_luigis_own() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from gokart_k8s.settings import LUIGI_CONFIG_PATHS
+
+    # In a fresh process: this test's fixtures patch luigi's list in this one.
+    code = "import json; from luigi.configuration.cfg_parser import LuigiConfigParser as P; print(json.dumps(P._config_paths))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert tuple(json.loads(done.stdout)) == LUIGI_CONFIG_PATHS
