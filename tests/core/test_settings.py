@@ -134,6 +134,9 @@ def test_the_config_search_path_known_without_luigi_is_luigis_own() -> None:
     from gokart_k8s.settings import LUIGI_CONFIG_PATHS
 
     # In a fresh process: this test's fixtures patch luigi's list in this one.
-    code = "import json; from luigi.configuration.cfg_parser import LuigiConfigParser as P; print(json.dumps(P._config_paths))"
+    code = (
+        "import json; from luigi.configuration.cfg_parser import LuigiConfigParser as P; "
+        "print(json.dumps(P._config_paths))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert tuple(json.loads(done.stdout)) == LUIGI_CONFIG_PATHS
