@@ -420,32 +420,32 @@ def load_settings(
         env_name = ENV_PREFIX + key.upper()
         if env_name in env:
             values[key] = _convert(key, env[env_name], f"environment variable {env_name}")
-    classes: dict[str, ResourceClass] = {}
-    pools: list[NodePool] = []
-    for section in config.sections():
-        if section.startswith(RESOURCES_PREFIX):
-            name = section[len(RESOURCES_PREFIX) :]
-            classes[name] = _parse_resource_class(name, dict(config.items(section, raw=True)), files)
-        elif section.startswith(POOLS_PREFIX):
-            name = section[len(POOLS_PREFIX) :]
-            pools.append(_parse_pool(name, dict(config.items(section, raw=True)), files))
-    settings = Settings(**values, catalog=Catalog(classes), pools=tuple(pools))
+    pools = tuple(
+        _parse_pool(section[len(POOLS_PREFIX) :], dict(config.items(section, raw=True)), files)
+        for section in config.sections()
+        if section.startswith(POOLS_PREFIX)
+    )
+    settings = Settings(**values, catalog=_catalog(config, files), pools=pools)
     if settings.default_resources not in settings.catalog:
         settings.default_class()  # raises with the list of known classes
     return settings
+
+
+def _catalog(config: configparser.RawConfigParser, files: list[str]) -> Catalog:
+    """The built-in classes plus every [gokart_k8s.resources.NAME] section of ``config``."""
+    return Catalog(
+        {
+            section[len(RESOURCES_PREFIX) :]: _parse_resource_class(
+                section[len(RESOURCES_PREFIX) :], dict(config.items(section, raw=True)), files
+            )
+            for section in config.sections()
+            if section.startswith(RESOURCES_PREFIX)
+        }
+    )
 
 
 def load_catalog() -> Catalog:
     """Only the catalog, for checks at decoration time (import time of the user's module)."""
     import luigi.configuration
 
-    config = luigi.configuration.get_config()
-    files = config_files()
-    classes = {
-        s[len(RESOURCES_PREFIX) :]: _parse_resource_class(
-            s[len(RESOURCES_PREFIX) :], dict(config.items(s, raw=True)), files
-        )
-        for s in config.sections()
-        if s.startswith(RESOURCES_PREFIX)
-    }
-    return Catalog(classes)
+    return _catalog(luigi.configuration.get_config(), config_files())

@@ -18,6 +18,22 @@ from typing import Any
 from gokart_k8s.errors import ConfigurationError, TaskNotFoundError
 
 
+def _import(module: str, what: str) -> None:
+    """Import the pipeline's module, turning every way it can fail into one clear error."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise TaskNotFoundError(
+                f"cannot import {what}: {exc}. Check the spelling, and that the module is importable "
+                "from here (current directory or PYTHONPATH)."
+            ) from exc
+        # The module exists but one of its own imports is missing.
+        raise TaskNotFoundError(f"importing {what} failed: {exc}") from exc
+    except Exception as exc:
+        raise TaskNotFoundError(f"importing {what} raised {type(exc).__name__}: {exc}") from exc
+
+
 def _import_dotted(argv: list[str]) -> list[str]:
     """Import ``pkg.module`` of a dotted ``pkg.module.TaskName`` and name the task by its family.
 
@@ -29,17 +45,7 @@ def _import_dotted(argv: list[str]) -> list[str]:
             continue
         if "." in arg:
             module, _, _name = arg.rpartition(".")
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name and module.startswith(exc.name):
-                    raise TaskNotFoundError(
-                        f"cannot import module {module!r} for task {arg!r}: {exc}. Check the spelling, "
-                        "and that the module is importable from here (current directory or PYTHONPATH)."
-                    ) from exc
-                raise TaskNotFoundError(f"importing module {module!r} failed: {exc}") from exc
-            except Exception as exc:
-                raise TaskNotFoundError(f"importing module {module!r} raised {type(exc).__name__}: {exc}") from exc
+            _import(module, f"module {module!r} for task {arg!r}")
             cls = getattr(sys.modules[module], _name, None)
             if cls is None or not hasattr(cls, "get_task_family"):
                 raise TaskNotFoundError(
@@ -58,15 +64,7 @@ def _import_module_flag(argv: Sequence[str]) -> None:
         elif arg.startswith("--module="):
             name = arg.split("=", 1)[1]
         if name:
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                raise TaskNotFoundError(
-                    f"cannot import --module {name!r}: {exc}. Check the spelling, and that the module "
-                    "is importable from here (current directory or PYTHONPATH)."
-                ) from exc
-            except Exception as exc:
-                raise TaskNotFoundError(f"importing --module {name!r} raised {type(exc).__name__}: {exc}") from exc
+            _import(name, f"--module {name!r}")
 
 
 def task_from_argv(argv: Sequence[str]) -> Any:
