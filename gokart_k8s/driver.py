@@ -481,7 +481,7 @@ class _Driver:
             for uid, pod in pods.items():
                 if uid not in run.counted and uid not in self.deleted_pods:
                     run.counted.add(uid)
-                    self._read_log(run, {**pod, "status": {**(pod.get("status") or {}), "phase": "Succeeded"}}, False)
+                    self._read_log(run, pod, False)
             self._succeed(run)
         elif outcome.final:
             self._fail(run, outcome, delete=outcome.kind is OutcomeKind.IMAGE_PULL_FAILED)
