@@ -56,6 +56,8 @@ __all__ = ["ProgressSink", "RunReport", "StepReport", "fallback_job_name", "run_
 _LOG_TAIL = 20
 #: How long the loop waits for a change before it checks timers (seconds).
 _TICK_SECONDS = 0.5
+#: How long a Job seen ended waits for its pods' final states before the step is decided anyway.
+_POD_END_GRACE_SECONDS = 10.0
 _JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 
@@ -142,6 +144,8 @@ class _Run:
     pod_uids: set[str] = field(default_factory=set)
     started: float | None = None
     unschedulable_since: float | None = None
+    #: When the Job was first seen ended while one of its pods had not yet been seen ended.
+    ending_since: float | None = None
     last_state: tuple[str, str] = ("", "")
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_LOG_TAIL))
     #: Log followers of this step's pods, by pod uid.
@@ -249,7 +253,8 @@ class _Driver:
                     if owner is not None:
                         touched.add(id(owner))
                 for run in in_flight:
-                    if run.state == "in-flight" and (id(run) in touched or run.unschedulable_since is not None):
+                    waiting = run.unschedulable_since is not None or run.ending_since is not None
+                    if run.state == "in-flight" and (id(run) in touched or waiting):
                         self._evaluate(run)
         except KeyboardInterrupt:
             interrupted = True
@@ -454,6 +459,7 @@ class _Driver:
             return
         pods = self.pods.get(name, {})
         running = False
+        unsettled: list[Mapping[str, Any]] = []
         for uid, pod in list(pods.items()):
             run.pod_uids.add(uid)
             if uid in run.counted:
@@ -467,6 +473,8 @@ class _Driver:
                 running = running or ended.kind is OutcomeKind.RUNNING
                 if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None and uid not in run.followers:
                     self._follow(run, uid, str(_meta(pod).get("name")))
+                if not deleted:
+                    unsettled.append(pod)
                 continue
             run.counted.add(uid)
             self._read_log(run, pod, deleted)
@@ -475,13 +483,20 @@ class _Driver:
                     return
         run.report.attempts = len(run.pod_uids)
         outcome = classify(job, list(pods.values()), log_tail=list(run.log_tail))
+        if outcome.final and unsettled:
+            # Jobs and pods arrive on two streams: the Job's end can be seen before its pod's. Wait
+            # (a little) for the pod's final state, whose exit code and log make the outcome and its
+            # advice; then decide with what there is, reading the logs of pods that have ended anyway.
+            now = self.clock()
+            if run.ending_since is None:
+                run.ending_since = now
+            if now - run.ending_since < _POD_END_GRACE_SECONDS:
+                return
+            for ended_pod in unsettled:
+                run.counted.add(str(_meta(ended_pod).get("uid") or ""))
+                self._read_log(run, ended_pod, False)
+            outcome = classify(job, list(pods.values()), log_tail=list(run.log_tail))
         if outcome.kind is OutcomeKind.SUCCEEDED:
-            # Jobs and pods arrive on two streams: the Job's Complete condition can be seen before
-            # its pod's final state. The pod has ended all the same, so its log is complete now.
-            for uid, pod in pods.items():
-                if uid not in run.counted and uid not in self.deleted_pods:
-                    run.counted.add(uid)
-                    self._read_log(run, pod, False)
             self._succeed(run)
         elif outcome.final:
             self._fail(run, outcome, delete=outcome.kind is OutcomeKind.IMAGE_PULL_FAILED)
