@@ -146,6 +146,9 @@ def _flag(params: dict[str, str], key: str) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: TCP_NODELAY on every connection, as a real API server (Go's net/http) sets it: without it each
+    #: small response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
+    disable_nagle_algorithm = True
     server: _Server
 
     # ------------------------------------------------------------------ plumbing
