@@ -53,6 +53,10 @@ def run_inline(
     for step in steps:
         if step.task.task_id in complete:
             progress.step_state(step.spec, "cached")
+    if all(step.task.task_id in complete for step in steps):
+        # The plan found every step in the cache: nothing for luigi's scheduler to do, and its
+        # graph walk is a second resolution of every step.
+        return True
     with _luigi_events(handlers):
         result = luigi.build([root], local_scheduler=True, workers=workers, detailed_summary=True, log_level="WARNING")
     for step in steps:

@@ -85,3 +85,20 @@ def test_a_change_on_the_way_to_the_pod_is_still_found_with_the_memo() -> None:
     Register.clear_instance_cache()
     _found, problems = collect([Scaled(x=4)], load_settings())
     assert any("x='4' becomes '4.0'" in p for p in problems), problems
+
+
+def test_luigi_lists_each_class_parameters_once_per_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    import luigi.task
+
+    listed: Counter[str] = Counter()
+    original = luigi.task.Task.__dict__["get_params"]
+
+    def counting(cls: type) -> Any:
+        listed[cls.__name__] += 1
+        return original.__func__(cls)
+
+    monkeypatch.setattr(luigi.task.Task, "get_params", classmethod(counting))
+    found, _ = collect([ChainStep(n=30)], load_settings())
+    assert len(found) == 31
+    # The root's construction (before the plan) lists them a few times; the plan once, not ~6 per step.
+    assert listed["ChainStep"] <= 6, listed

@@ -1,0 +1,158 @@
+"""Plan and cached-rerun time of large graphs, beside plain ``gokart.build``; and a rehearsal's wall time.
+
+Run::
+
+    PYTHONPATH=. python benchmarks/bench_scale.py [--sizes 1000,5000,10000] [--shapes fan,chain,diamond]
+                                                  [--rehearsal 200]
+
+Every figure is the wall time of a fresh process running exactly what a user types, interpreter
+start-up and imports included (about 1.5 s of each figure here), with its peak RSS:
+
+- ``plan``: ``gokart-k8s plan ROOT --backend inline`` on a fully cached graph (it resolves every step,
+  proves each step's parameters survive the trip to a pod, and checks the cache);
+- ``cached rerun``: ``gokart-k8s run ROOT --backend inline`` on the same cached graph;
+- ``gokart.build``: plain ``gokart.build(ROOT)`` on the same cached graph, the baseline.
+
+The graphs (``benchmarks/scale_pipeline.py``): fan-out/fan-in (one source, N-2 middles, one sink),
+a chain of N, and the deepest diamond lattice of at most N steps. Outputs are written straight into
+a fresh local cache first, so no figure includes running steps.
+
+``--rehearsal N`` also runs a fan-out/fan-in of N trivial steps uncached on the local-cluster
+backend (each step its own pod process) beside the inline backend.
+
+Goals (issue 16): plan and cached rerun of 10,000 steps under 10 s on every shape; cached rerun no
+slower than plain gokart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ROOTS = {"fan": "FanIn", "chain": "Link", "diamond": "Lattice"}
+
+#: Runs a module as __main__ and reports its peak RSS on the last line of stderr.
+_MEASURED = (
+    "import resource, runpy, sys\n"
+    "sys.argv = sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+    "finally:\n"
+    "    print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+_POPULATE = (
+    "import sys\n"
+    "from benchmarks.scale_pipeline import root\n"
+    "from gokart_k8s.steps import walk\n"
+    "for task in walk(root(sys.argv[1], int(sys.argv[2]))):\n"
+    "    task.dump(0)\n"
+)
+
+#: gokart's unique id recurses through requires() (a 1,000-step chain passes Python's default
+#: recursion limit), so the baseline runs with a raised limit in a thread with a big stack.
+_GOKART_BUILD = (
+    "import resource, sys, threading, gokart\n"
+    "from benchmarks.scale_pipeline import root\n"
+    "sys.setrecursionlimit(1_000_000)\n"
+    "threading.stack_size(1 << 29)\n"
+    "def build():\n"
+    "    gokart.build(root(sys.argv[1], int(sys.argv[2])), log_level=30, return_value=False)\n"
+    "t = threading.Thread(target=build); t.start(); t.join()\n"
+    "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def _args(shape: str, n: int) -> list[str]:
+    from benchmarks.scale_pipeline import lattice_depth
+
+    task = f"benchmarks.scale_pipeline.{ROOTS[shape]}"
+    return [task, "--depth", str(lattice_depth(n))] if shape == "diamond" else [task, "--n", str(n)]
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak MiB) of one fresh process."""
+    began = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    rss = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("maxrss ")]
+    return seconds, (int(rss[-1]) / 1024 if rss else float("nan"))
+
+
+def _workspace(tmp: Path) -> dict[str, str]:
+    cfg = tmp / "luigi.cfg"
+    cfg.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp / 'resources'}/\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOKART_K8S_")}
+    env.update(LUIGI_CONFIG_PATH=str(cfg), PYTHONPATH=str(REPO))
+    return env
+
+
+def measure(shape: str, n: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        env = _workspace(tmp)
+        args = _args(shape, n)
+        _timed([sys.executable, "-c", _POPULATE, shape, str(n)], tmp, env)
+        cli = [sys.executable, "-c", _MEASURED, "gokart_k8s"]
+        plan = _timed([*cli, "plan", *args, "--backend", "inline"], tmp, env)
+        rerun = _timed([*cli, "run", *args, "--backend", "inline"], tmp, env)
+        plain = _timed([sys.executable, "-c", _GOKART_BUILD, shape, str(n)], tmp, env)
+        steps = sum(1 for _ in (tmp / "resources").rglob("*.pkl"))
+    return [
+        f"{shape:<8}",
+        f"{steps:>6}",
+        f"{plan[0]:>7.1f}",
+        f"{rerun[0]:>7.1f}",
+        f"{plain[0]:>7.1f}",
+        f"{rerun[0] / plain[0]:>5.2f}",
+        f"{max(plan[1], rerun[1]):>7.0f}",
+        f"{plain[1]:>7.0f}",
+    ]
+
+
+def rehearsal(n: int) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        env = _workspace(tmp)
+        args = _args("fan", n)
+        inline = _timed([sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", "inline"], tmp, env)
+        for path in (tmp / "resources").glob("*"):
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+        cluster = _timed(
+            [sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", "local-cluster", "--no-logs"], tmp, env
+        )
+    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached")
+    print(f"  inline          {inline[0]:7.1f} s")
+    print(
+        f"  local-cluster   {cluster[0]:7.1f} s   ({cluster[0] / inline[0]:.1f}x inline; each step a fresh pod process)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--shapes", default="fan,chain,diamond")
+    parser.add_argument("--rehearsal", type=int, default=0, metavar="N", help="also rehearse N steps (e.g. 200)")
+    opts = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    print(f"{os.cpu_count()} cores; seconds of wall time per fresh process (start-up included), peak RSS in MiB")
+    header = ["shape", "steps", "plan", "rerun", "gokart", "ratio", "RSS", "RSS gk"]
+    print("  ".join(f"{h:>7}" if i else f"{h:<8}" for i, h in enumerate(header)))
+    print("  (plan, rerun: gokart-k8s plan/run --backend inline; gokart: plain gokart.build; ratio = rerun/gokart)")
+    for n in (int(s) for s in opts.sizes.split(",")):
+        for shape in opts.shapes.split(","):
+            print("  ".join(measure(shape, n)), flush=True)
+    if opts.rehearsal:
+        rehearsal(opts.rehearsal)
+
+
+if __name__ == "__main__":
+    main()
