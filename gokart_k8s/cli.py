@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register_local_cluster(sub)
     try:
-        from gokart_k8s.schedule import register as register_schedule
+        from gokart_k8s.scheduling.command import register as register_schedule
     except ImportError:
         pass
     else:
@@ -180,7 +180,7 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.progress import ProgressDisplay
     from gokart_k8s.runner import RunOptions, execute
-    from gokart_k8s.schedule import resolve_scheduled_argv
+    from gokart_k8s.scheduling.dates import resolve_scheduled_argv
 
     # In a scheduled run (the driver pod of a CronJob), bind {scheduled_date} and friends, and take
     # the run id from the driver's Job so a replacement driver adopts the same step Jobs.
@@ -220,7 +220,7 @@ def driver_job_created(settings: Any) -> Any:
     from datetime import datetime
 
     from gokart_k8s.cluster.kubernetes import connect
-    from gokart_k8s.schedule import ENV_JOB_NAME
+    from gokart_k8s.scheduling.names import ENV_JOB_NAME
 
     name = os.environ.get(ENV_JOB_NAME)
     if not name:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 #: Prefix of every label and annotation key gokart_k8s writes.
 LABEL_PREFIX = "gokart-k8s.io"
@@ -81,3 +82,22 @@ def job_name(step_family: str, unique_id: str) -> str:
     suffix = unique_id[:12].lower()
     head = dns_label(step_family, max_length=_DNS_LABEL_MAX - len(suffix) - 1)
     return f"{head}-{suffix}"
+
+
+def dump_yaml(obj: Any, **options: Any) -> str:
+    """``obj`` as YAML the way every file gokart_k8s writes spells it: keys in the order built, and
+    no anchors or aliases.
+
+    PyYAML writes a dict or list that occurs twice in one document once, as an anchor ``&id001``,
+    and then as an alias ``*id001`` (the CronJob's labels, shared by its jobTemplate and its pod
+    template). ``kubectl`` resolves them, but a reviewer of the YAML in git sees a puzzle, and a
+    change to one place silently changes the other; so every value is written out in full
+    (``ignore_aliases``, https://pyyaml.org/wiki/PyYAMLDocumentation, "Dumper").
+    """
+    import yaml
+
+    class _NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return str(yaml.dump(obj, Dumper=_NoAliases, sort_keys=False, **options))

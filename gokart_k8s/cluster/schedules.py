@@ -3,7 +3,7 @@
 A thin layer, kept apart from :mod:`gokart_k8s.cluster.kubernetes` (the driver's adapter, whose
 seam is Jobs and pods only): one-shot CLI commands need create-or-replace of four kinds of object
 and nothing of the driver's watch machinery. Like the driver's adapter it sends plain dicts built
-by :mod:`gokart_k8s.schedule` and reads the API's JSON back, through the official client's
+by :mod:`gokart_k8s.scheduling.objects` and reads the API's JSON back, through the official client's
 ``ApiClient`` (kubeconfig loading, ``$KUBECONFIG``, in-cluster config and auth plugins stay the
 client's job); every request has a client-side timeout, and a refused request becomes a
 :class:`~gokart_k8s.errors.ClusterError` that says what to change, with the client's exception as
@@ -25,6 +25,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from gokart_k8s.conventions import LABEL_MANAGED_BY, MANAGED_BY, label_value
 from gokart_k8s.errors import ClusterError, SubmissionError
+from gokart_k8s.scheduling.names import LABEL_ROLE, LABEL_SCHEDULE, driver_account
 
 __all__ = ["ScheduleClient"]
 
@@ -170,8 +171,6 @@ class ScheduleClient:
 
     def list_runs(self, namespace: str, schedule: str) -> list[dict[str, Any]]:
         """The Jobs of a schedule: made by its CronJob or by ``schedule trigger`` (label ``gokart-k8s.io/schedule``)."""
-        from gokart_k8s.schedule import LABEL_ROLE, LABEL_SCHEDULE
-
         selector = f"{LABEL_SCHEDULE}={label_value(schedule)},{LABEL_ROLE}=driver"
         status, body = self._call("GET", _PATHS["Job"].format(namespace=namespace), query=[("labelSelector", selector)])
         self._check(status, body, "listing jobs", namespace)
@@ -180,17 +179,15 @@ class ScheduleClient:
     def delete_schedule(self, namespace: str, name: str) -> list[str]:
         """Delete the CronJob (its Jobs and driver pods go with it) and the driver's account, Role
         and RoleBinding; step Jobs still running are left to finish and expire by their TTL."""
-        from gokart_k8s.schedule import LABEL_SCHEDULE
-
         done: list[str] = []
         # Background propagation, or the CronJob's Jobs and their pods would be orphaned
         # (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#cascading-deletion).
         options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
         targets = [
             ("CronJob", name),
-            ("RoleBinding", f"{name}-driver"),
-            ("Role", f"{name}-driver"),
-            ("ServiceAccount", f"{name}-driver"),
+            ("RoleBinding", driver_account(name)),
+            ("Role", driver_account(name)),
+            ("ServiceAccount", driver_account(name)),
         ]
         for kind, object_name in targets:
             path = _PATHS[kind].format(namespace=namespace) + f"/{object_name}"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gokart_k8s.errors import ConfigurationError
-from gokart_k8s.schedule import (
+from gokart_k8s.scheduling import (
     ENV_JOB_NAME,
     ENV_SCHEDULE_NAME,
     ENV_SCHEDULE_TIMEZONE,

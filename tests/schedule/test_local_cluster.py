@@ -19,7 +19,7 @@ import pytest
 from gokart_k8s.cluster.schedules import ScheduleClient
 from gokart_k8s.localcluster import LocalCluster
 from gokart_k8s.platforms import get_profile
-from gokart_k8s.schedule import (
+from gokart_k8s.scheduling import (
     ScheduleConfig,
     build_objects,
     job_from_cronjob,

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 
 from gokart_k8s.manifests import check_manifest
-from gokart_k8s.schedule import (
+from gokart_k8s.scheduling import (
     DO_NOT_DISRUPT,
     ENV_JOB_NAME,
     ENV_SCHEDULE_TIMEZONE,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gokart_k8s.errors import ConfigurationError
-from gokart_k8s.schedule import ScheduleConfig, check_schedule, default_name, validate_schedule
+from gokart_k8s.scheduling import ScheduleConfig, check_schedule, default_name, validate_schedule
 
 
 def config(**changes: Any) -> ScheduleConfig:
