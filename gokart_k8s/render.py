@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
+from gokart_k8s.conventions import dump_yaml
 from gokart_k8s.errors import PlanError
 from gokart_k8s.manifests import build_job_manifest, check_manifest
 from gokart_k8s.platforms import check_steps, get_profile
@@ -63,7 +62,7 @@ def render_steps(
             f"# platform {profile.name}: {placement.describe()}",
             *(f"# warning: {w}" for w in placement.warnings),
         ]
-        body = yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
+        body = dump_yaml(manifest, default_flow_style=False, width=100)
         documents.append((name, "\n".join(header) + "\n" + body))
     if problems:
         raise PlanError(problems)

@@ -18,8 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from ..conventions import dump_yaml
 from ..errors import ClusterError
 from ..pools import NodePool
 from . import resources as r
@@ -230,7 +229,7 @@ class LocalCluster:
             ],
             "current-context": CONTEXT_NAME,
         }
-        target.write_text(yaml.safe_dump(config, sort_keys=False))
+        target.write_text(dump_yaml(config))
         return target
 
     def api_client(self) -> ApiClient:

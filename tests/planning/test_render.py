@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gokart_k8s.conventions import job_name
+from gokart_k8s.conventions import dump_yaml, job_name
 from gokart_k8s.errors import PlanError
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.render import render_steps
@@ -37,6 +37,20 @@ def test_render_writes_one_valid_job_file_per_step_named_after_the_job(platform:
         [manifest] = list(yaml.safe_load_all(path.read_text()))
         kubernetes_validate.validate(manifest, "1.29.0", strict=True)
         assert path.read_text().startswith("# step ")
+
+
+def test_yaml_is_written_without_anchors_even_when_a_value_occurs_twice() -> None:
+    labels = {"app": "pipeline"}
+    text = dump_yaml({"metadata": {"labels": labels}, "template": {"metadata": {"labels": labels}}})
+    assert "&" not in text and "*" not in text
+    assert yaml.safe_load(text) == {"metadata": {"labels": labels}, "template": {"metadata": {"labels": labels}}}
+    assert list(yaml.safe_load(dump_yaml({"b": 1, "a": 2}))) == ["b", "a"]  # keys in the order built
+
+
+@pytest.mark.parametrize("platform", ["plain", "gke-standard", "gke-autopilot", "eks-karpenter"])
+def test_rendered_files_have_no_anchors_or_aliases(platform: str, tmp_path: Path) -> None:
+    for path in render(platform, tmp_path):
+        assert "&id" not in path.read_text() and "*id" not in path.read_text()
 
 
 def test_rendering_twice_gives_the_same_bytes(tmp_path: Path) -> None:

@@ -59,6 +59,18 @@ def test_schedule_task_writes_the_four_objects_as_yaml(tmp_path: Path) -> None:
     ]
 
 
+def test_the_schedule_yaml_spells_every_value_out_without_anchors_or_aliases(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(out)]) == 0
+    for path in out.iterdir():
+        text = path.read_text()
+        assert "&id" not in text and "*id" not in text, text
+    cronjob = yaml.safe_load((out / "04-cronjob-dailyreport.yaml").read_text())
+    job_template = cronjob["spec"]["jobTemplate"]
+    # The labels shared by the jobTemplate and its pod template are written twice, in full.
+    assert job_template["metadata"]["labels"] == job_template["spec"]["template"]["metadata"]["labels"]
+
+
 def test_schedule_create_is_the_same_command_with_its_word(tmp_path: Path) -> None:
     status = main(
         [
