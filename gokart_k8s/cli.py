@@ -155,13 +155,13 @@ def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 
 def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
-    from gokart_k8s.render import render_steps
+    from gokart_k8s.render import NOTHING_WRITTEN, render_steps
     from gokart_k8s.workspace import WORKSPACE_ENV
 
     # Rendering has no side effect and needs no credentials: the cache is not read.
     _root, plan = _plan(args, luigi_argv, "kubernetes", touch_cache=False)
     if not plan.ok:
-        raise PlanError(plan.problems)
+        raise PlanError(plan.problems, consequence=NOTHING_WRITTEN)
     settings = plan.settings
     env = {WORKSPACE_ENV: plan.workspace}
     paths = render_steps(

@@ -47,10 +47,11 @@ class TaskNotFoundError(GokartK8sError, LookupError):
 class PlanError(GokartK8sError, ValueError):
     """One or more steps cannot run as declared; carries every problem found, not just the first."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], *, consequence: str = "nothing was submitted") -> None:
+        # ``consequence`` says what did not happen: a run submits nothing, a render writes no file.
         self.problems = list(problems)
         count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in the pipeline; nothing was submitted:"
+        head = f"{count} problem{'s' if count != 1 else ''} in the pipeline; {consequence}:"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 

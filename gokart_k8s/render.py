@@ -24,6 +24,9 @@ from gokart_k8s.platforms import check_steps, get_profile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
 
+#: What a refused render did not do (it never submits anything, so it must not say so).
+NOTHING_WRITTEN = "no file was written"
+
 
 def render_steps(
     specs: Sequence[StepSpec],
@@ -42,7 +45,7 @@ def render_steps(
     profile = get_profile(settings)
     problems = check_steps(specs, profile)
     if problems:
-        raise PlanError(problems)
+        raise PlanError(problems, consequence=NOTHING_WRITTEN)
     documents: list[tuple[str, str]] = []
     seen: dict[str, StepSpec] = {}
     for spec in specs:
@@ -65,7 +68,7 @@ def render_steps(
         body = dump_yaml(manifest, default_flow_style=False, width=100)
         documents.append((name, "\n".join(header) + "\n" + body))
     if problems:
-        raise PlanError(problems)
+        raise PlanError(problems, consequence=NOTHING_WRITTEN)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for name, text in documents:

@@ -60,6 +60,17 @@ def test_plan_reports_every_problem_in_the_graph_together(capsys: Any, luigi_cfg
     assert "no container image" in err and "local directory" in err
 
 
+def test_a_refused_render_says_no_file_was_written_not_that_nothing_was_submitted(
+    capsys: Any, luigi_cfg: Any, tmp_path: Path
+) -> None:
+    luigi_cfg("[gokart_k8s]\nplatform = gke-autopilot\n")
+    code, _out, err = run_cli(capsys, "render", f"{PIPELINES}.Summarise", "-o", str(tmp_path / "jobs"))
+    assert code == 2
+    assert "problems in the pipeline; no file was written" in err
+    assert "submitted" not in err
+    assert not (tmp_path / "jobs").exists()
+
+
 def test_plan_marks_cached_steps(capsys: Any) -> None:
     assert main(["run", f"{PIPELINES}.Summarise", "--n", "2"]) == 0
     capsys.readouterr()

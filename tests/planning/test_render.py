@@ -75,6 +75,8 @@ def test_render_refuses_with_every_problem_and_writes_nothing(tmp_path: Path) ->
         render_steps(specs, settings_for("gke-autopilot"), run_id="r", image="i", out_dir=out_dir, env={})
     assert [p.split(" ")[1] for p in raised.value.problems] == ["Backfill", "Reindex"]
     assert not out_dir.exists()
+    # A render never submits anything, so it must not say that "nothing was submitted".
+    assert str(raised.value).startswith("2 problems in the pipeline; no file was written:")
 
 
 def test_render_refuses_two_steps_that_would_share_a_job_name(tmp_path: Path) -> None:
