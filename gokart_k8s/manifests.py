@@ -160,7 +160,8 @@ def build_job_manifest(
         name: the Job name; defaults to :func:`gokart_k8s.conventions.job_name`. The driver passes
             its own for the on-demand fallback (e.g. with an ``-od`` suffix).
         env: plain environment variables of the step, by name.
-        secret_env: environment variables read from Secrets: ``{VAR: (secret name, key)}``.
+        secret_env: environment variables read from Secrets: ``{VAR: (secret name, key)}``; None
+            takes them from setting ``secret_env``.
         run_as_user: the uid of the step; ``None`` keeps the image's ``USER`` (which must then be
             a numeric non-root uid, or the kubelet refuses to start the container).
         kubernetes_version: the oldest cluster version the manifest must suit.
@@ -175,9 +176,13 @@ def build_job_manifest(
         ANNOTATION_PLACEMENT: placement.describe(),
     }
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    if secret_env is None:
+        # The setting: the same references for every step, and for a scheduled driver's steps the
+        # ones its schedule was given (GOKART_K8S_SECRET_ENV in the driver pod).
+        secret_env = {ref.var: (ref.secret, ref.key) for ref in settings.secret_env}
     env_list += [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for var, (secret, key) in sorted((secret_env or {}).items())
+        for var, (secret, key) in sorted(secret_env.items())
     ]
     resources: dict[str, Any] = {}
     if placement.requests:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,63 @@ PLATFORMS = ("plain", "gke-standard", "gke-autopilot", "eks-karpenter")
 
 def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable read from one key of a Kubernetes Secret (``secretKeyRef``).
+
+    Only the reference travels -- into a Job, a CronJob, a rendered file -- never the value, which
+    stays in the Secret (https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-environment-variables).
+    """
+
+    var: str
+    secret: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.var}={self.secret}/{self.key}"
+
+
+_ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# A Secret's name is a DNS subdomain; its keys are [-._a-zA-Z0-9]+
+# (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-names-data).
+_SECRET_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def parse_secret_ref(text: str, where: str = "") -> SecretRef:
+    """``VAR=SECRET/KEY`` as a :class:`SecretRef`; :class:`ConfigurationError` naming ``where`` if not."""
+    where = f"{where}: " if where else ""
+    var, sep, ref = text.strip().partition("=")
+    secret, slash, key = ref.strip().partition("/")
+    var, secret, key = var.strip(), secret.strip(), key.strip()
+    if not sep or not slash:
+        raise ConfigurationError(
+            f"{where}{text.strip()!r} must be VAR=SECRET/KEY, e.g. GCS_CREDENTIAL=gcs-credential/key.json "
+            "(the environment variable, the Secret's name, and the key in it)."
+        )
+    if not _ENV_NAME_RE.match(var):
+        raise ConfigurationError(f"{where}{var!r} is not a valid environment variable name.")
+    if len(secret) > 253 or not _SECRET_NAME_RE.match(secret):
+        raise ConfigurationError(
+            f"{where}{secret!r} is not a Secret name (lower-case letters, digits, '-' and '.', "
+            "alphanumeric at both ends)."
+        )
+    if len(key) > 253 or not _SECRET_KEY_RE.match(key):
+        raise ConfigurationError(f"{where}{key!r} is not a key of a Secret (letters, digits, '-', '_' and '.').")
+    return SecretRef(var, secret, key)
+
+
+def parse_secret_refs(text: str, where: str = "") -> tuple[SecretRef, ...]:
+    """Comma- or line-separated ``VAR=SECRET/KEY`` pairs (the form of setting ``secret_env``)."""
+    refs = [parse_secret_ref(item, where) for item in text.replace("\n", ",").split(",") if item.strip()]
+    return tuple({ref.var: ref for ref in refs}.values())
+
+
+def format_secret_refs(refs: tuple[SecretRef, ...]) -> str:
+    """The setting's own spelling of ``refs``, which :func:`parse_secret_refs` reads back."""
+    return ",".join(str(ref) for ref in refs)
 
 
 @dataclass(frozen=True)
@@ -84,6 +142,13 @@ class Settings:
         metadata=_doc(
             "Kubernetes service account of step pods (e.g. one bound to a GCP service account with "
             "Workload Identity for GCS access). None uses the namespace's default account."
+        ),
+    )
+    secret_env: tuple[SecretRef, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Environment variables of step pods read from Secrets, as VAR=SECRET/KEY pairs separated by "
+            "commas (e.g. GCS_CREDENTIAL=gcs-credential/key.json). Pods get a secretKeyRef, never the value."
         ),
     )
     kube_context: str | None = field(
@@ -194,7 +259,7 @@ def field_docs() -> list[tuple[str, str, str]]:
     out = []
     for f in dataclasses.fields(Settings):
         if f.default is not dataclasses.MISSING:
-            default = "none" if f.default is None else str(f.default)
+            default = "none" if f.default is None or f.name == "secret_env" else str(f.default)
         else:
             default = "built-ins" if f.name == "catalog" else "()"
         out.append((f.name, default, f.metadata.get("doc", "")))
@@ -227,6 +292,8 @@ def _convert(name: str, raw: str, where: str) -> Any:
     kind = str(f.type)
     text = raw.strip()
     try:
+        if name == "secret_env":
+            return parse_secret_refs(text)
         if name == "default_eviction":
             return Eviction.parse(text, what="default_eviction")
         if name == "platform":

@@ -22,12 +22,14 @@ from gokart_k8s.scheduling.objects import (
     ScheduleConfig,
     build_objects,
     check_schedule,
+    credential_warnings,
     default_name,
     job_from_cronjob,
     trigger_job_name,
     validate_schedule,
 )
 from gokart_k8s.scheduling.summaries import summarize_runs, table
+from gokart_k8s.settings import parse_secret_ref
 
 __all__ = ["config_from_args", "register", "write_yaml"]
 
@@ -68,7 +70,20 @@ def _schedule_parser() -> argparse.ArgumentParser:
     create.add_argument("--successful-history", type=int, default=3, help="finished runs kept")
     create.add_argument("--failed-history", type=int, default=3, help="failed runs kept")
     create.add_argument("--backoff-limit", type=int, default=3, help="driver crashes a run survives")
-    create.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra env of the driver")
+    create.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra env of the driver, in plain text in the CronJob: no credentials (see --secret-env)",
+    )
+    create.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME=SECRET/KEY",
+        help="env of the driver and of every step read from key KEY of Secret SECRET (a secretKeyRef)",
+    )
     create.add_argument("--suspend", action="store_true", help="create the CronJob suspended")
     create.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
     create.add_argument("--image", help="container image (overrides [gokart_k8s] image)")
@@ -143,6 +158,16 @@ def config_from_args(args: argparse.Namespace, task_argv: list[str], settings: A
         failed_jobs_history_limit=args.failed_history,
         backoff_limit=args.backoff_limit,
         env=_env_pairs(args.env),
+        # [gokart_k8s] secret_env first, then the command line's, which wins for the same variable.
+        secret_env=tuple(
+            {
+                ref.var: ref
+                for ref in (
+                    *settings.secret_env,
+                    *(parse_secret_ref(item, "--secret-env") for item in args.secret_env),
+                )
+            }.values()
+        ),
         suspend=args.suspend,
     )
 
@@ -173,6 +198,8 @@ def _cmd_create(args: argparse.Namespace, task_argv: list[str]) -> int:
 
     settings = load_settings()
     config = config_from_args(args, task_argv, settings, workspace_directory())
+    for warning in credential_warnings(config.env):
+        print(f"gokart-k8s: warning: {warning}", file=sys.stderr)
     problems = validate_schedule(config)
     if not problems and not args.no_plan_check:
         problems = _plan_problems(config, settings)

@@ -64,6 +64,7 @@ from gokart_k8s.scheduling.names import (
     SAFE_TO_EVICT,
     driver_account,
 )
+from gokart_k8s.settings import SecretRef, format_secret_refs
 
 __all__ = [
     "DRIVER_ROLE_RULES",
@@ -71,6 +72,7 @@ __all__ = [
     "build_cronjob",
     "build_objects",
     "check_schedule",
+    "credential_warnings",
     "default_name",
     "job_from_cronjob",
     "validate_schedule",
@@ -124,7 +126,10 @@ class ScheduleConfig:
         starting_deadline_seconds: how late a missed start may still run; later ones are skipped.
         successful_jobs_history_limit / failed_jobs_history_limit: finished runs kept for ``runs``.
         backoff_limit: driver crashes (not evictions) a run survives before it fails.
-        env: extra environment of the driver (e.g. ``LUIGI_CONFIG_PATH``), passed on by name.
+        env: extra environment of the driver (e.g. ``LUIGI_CONFIG_PATH``), written into the CronJob in
+            plain text: never a credential (see :func:`credential_warnings`).
+        secret_env: environment of the driver *and of every step pod* read from Secrets
+            (``secretKeyRef``); only the Secret's name and key are written.
         suspend: create the CronJob suspended.
     """
 
@@ -143,6 +148,7 @@ class ScheduleConfig:
     failed_jobs_history_limit: int = 3
     backoff_limit: int = 3
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: tuple[SecretRef, ...] = ()
     suspend: bool = False
 
     @property
@@ -227,8 +233,49 @@ def validate_schedule(config: ScheduleConfig) -> list[str]:
     for env_name in config.env:
         if not _ENV_NAME_RE.match(env_name):
             problems.append(f"--env {env_name!r} is not a valid environment variable name.")
+    for ref in config.secret_env:
+        if ref.var in config.env:
+            problems.append(
+                f"{ref.var} is given both as --env (a value in plain text) and as --secret-env ({ref}); keep only "
+                f"--secret-env {ref}."
+            )
     problems += placeholder_problems(config.task_argv)
     return problems
+
+
+#: Parts of a variable name that say it holds a credential.
+_CREDENTIAL_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL")
+#: Values that are credentials whatever their name: a PEM block, a service-account key file's JSON,
+#: an AWS access key id, or a long run of base64/hex characters such as an API token.
+_CREDENTIAL_VALUE_RES = (
+    re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----"),
+    re.compile(r'"(private_key|private_key_id|client_secret|refresh_token)"\s*:'),
+    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    re.compile(r"^(?=[A-Za-z0-9+/_=-]*[0-9])(?=[A-Za-z0-9+/_=-]*[A-Za-z])[A-Za-z0-9+/_=-]{32,}$"),
+)
+
+
+def credential_warnings(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``env`` value that looks like a credential (never quoting the value).
+
+    ``env`` is written into the CronJob in plain text, where anyone who may read CronJobs in the
+    namespace -- and whoever reads the YAML kept in git -- reads it too; a Secret is readable only
+    by those granted it (https://kubernetes.io/docs/concepts/security/secrets-good-practices/).
+    A name that says credential (``GCS_CREDENTIAL``, ``API_TOKEN``) is enough, unless its value is
+    an absolute path (``GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/key.json`` names a file, which
+    is not the secret itself).
+    """
+    warnings = []
+    for name, value in env.items():
+        named = any(part in name.upper() for part in _CREDENTIAL_NAME_PARTS) and not value.startswith("/")
+        if named or any(pattern.search(value.strip()) for pattern in _CREDENTIAL_VALUE_RES):
+            warnings.append(
+                f"--env {name}=... looks like a credential and would be written into the CronJob in plain text, "
+                f"readable by anyone who can read CronJobs in the namespace (or the YAML). Put it in a Secret "
+                f"and pass it by reference: kubectl create secret generic SECRET --from-literal=KEY=... , then "
+                f"--secret-env {name}=SECRET/KEY."
+            )
+    return warnings
 
 
 def check_schedule(config: ScheduleConfig) -> None:
@@ -297,6 +344,9 @@ def _driver_env(config: ScheduleConfig) -> list[dict[str, Any]]:
         "GOKART_K8S_SERVICE_ACCOUNT": config.step_service_account or config.service_account,
         **dict(config.env),
     }
+    if config.secret_env:
+        # The driver gives its step pods the same references (setting secret_env), never values.
+        plain["GOKART_K8S_SECRET_ENV"] = format_secret_refs(config.secret_env)
     env: list[dict[str, Any]] = [
         # The downward API: the Job's name is the same for every pod the Job starts
         # (https://kubernetes.io/docs/concepts/workloads/pods/downward-api/#downwardapi-fieldRef).
@@ -304,6 +354,10 @@ def _driver_env(config: ScheduleConfig) -> list[dict[str, Any]]:
         {"name": "GOKART_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
     env += [{"name": k, "value": v} for k, v in sorted(plain.items())]
+    env += [
+        {"name": ref.var, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
+        for ref in sorted(config.secret_env, key=lambda ref: ref.var)
+    ]
     return env
 
 
@@ -335,6 +389,8 @@ def _pod_failure_policy() -> dict[str, Any]:
 
 def build_cronjob(config: ScheduleConfig) -> dict[str, Any]:
     """The CronJob whose pod is the driver (see the module docstring)."""
+    from gokart_k8s.manifests import DEFAULT_RUN_AS_USER
+
     pod_fields, annotations = driver_placement(config.platform)
     container: dict[str, Any] = {
         "name": DRIVER_CONTAINER,
@@ -352,7 +408,13 @@ def build_cronjob(config: ScheduleConfig) -> dict[str, Any]:
         "restartPolicy": "Never",
         "serviceAccountName": config.service_account,
         "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        # The uid and gid of step pods: one image, one user, whichever of the two it runs.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": DEFAULT_RUN_AS_USER,
+            "runAsGroup": DEFAULT_RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         **pod_fields,
         "containers": [container],
     }

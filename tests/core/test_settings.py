@@ -140,3 +140,22 @@ def test_the_config_search_path_known_without_luigi_is_luigis_own() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert tuple(json.loads(done.stdout)) == LUIGI_CONFIG_PATHS
+
+
+def test_secret_env_is_read_as_references_and_a_bad_one_names_the_setting_and_the_form(
+    luigi_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    luigi_cfg("[gokart_k8s]\nsecret_env = GCS_CREDENTIAL=gcs-key/key.json, API_TOKEN=api/token\n")
+    refs = load_settings().secret_env
+    assert [(r.var, r.secret, r.key) for r in refs] == [
+        ("GCS_CREDENTIAL", "gcs-key", "key.json"),
+        ("API_TOKEN", "api", "token"),
+    ]
+    monkeypatch.setenv("GOKART_K8S_SECRET_ENV", "GCS_CREDENTIAL=gcs-key")
+    with pytest.raises(
+        ConfigurationError, match=r"GOKART_K8S_SECRET_ENV: setting 'secret_env': .* must be VAR=SECRET/KEY"
+    ):
+        load_settings()
+    monkeypatch.setenv("GOKART_K8S_SECRET_ENV", "GCS_CREDENTIAL=Not_A_Secret/key")
+    with pytest.raises(ConfigurationError, match="is not a Secret name"):
+        load_settings()

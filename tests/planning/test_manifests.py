@@ -15,7 +15,7 @@ from gokart_k8s.conventions import is_dns1123_label, job_name
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.manifests import build_job_manifest, check_manifest, job_selector
 from gokart_k8s.platforms import get_profile
-from gokart_k8s.settings import Settings
+from gokart_k8s.settings import Settings, parse_secret_refs
 
 from .specimens import COMBINATION_IDS, COMBINATIONS, make_spec, settings_for
 
@@ -107,6 +107,16 @@ def test_secrets_are_passed_by_reference_never_by_value() -> None:
     [container] = manifest["spec"]["template"]["spec"]["containers"]
     [secret] = [e for e in container["env"] if e["name"] == "GCS_CREDENTIAL"]
     assert secret == {"name": "GCS_CREDENTIAL", "valueFrom": {"secretKeyRef": {"name": "gcs-key", "key": "key.json"}}}
+    kubernetes_validate.validate(manifest, "1.29.0", strict=True)
+
+
+def test_the_secret_env_setting_gives_every_step_the_same_references() -> None:
+    settings = settings_for("gke-standard", secret_env=parse_secret_refs("GCS_CREDENTIAL=gcs-key/key.json,TOKEN=t/v"))
+    spec = make_spec("standard")
+    manifest = build_job_manifest(spec, get_profile(settings).place(spec), settings, run_id="r", image="i", env=ENV)
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {"GCS_CREDENTIAL": {"name": "gcs-key", "key": "key.json"}, "TOKEN": {"name": "t", "key": "v"}}
     kubernetes_validate.validate(manifest, "1.29.0", strict=True)
 
 

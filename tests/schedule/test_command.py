@@ -71,6 +71,31 @@ def test_the_schedule_yaml_spells_every_value_out_without_anchors_or_aliases(tmp
     assert job_template["metadata"]["labels"] == job_template["spec"]["template"]["metadata"]["labels"]
 
 
+def test_secret_env_becomes_a_secret_reference_and_a_plain_credential_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    secret = "ya29.a0AfH6SMBx3kLq9vZ7cD2eF4gH6iJ8kL0mN2oP4qR6sT8"
+    argv = [*("schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(out))]
+    argv += ["--secret-env", "GCS_CREDENTIAL=gcs-key/key.json", "--env", f"API_TOKEN={secret}"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: --env API_TOKEN=... looks like a credential" in err and secret not in err
+    cronjob = yaml.safe_load((out / "04-cronjob-dailyreport.yaml").read_text())
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GCS_CREDENTIAL"]["valueFrom"] == {"secretKeyRef": {"name": "gcs-key", "key": "key.json"}}
+    assert env["GOKART_K8S_SECRET_ENV"]["value"] == "GCS_CREDENTIAL=gcs-key/key.json"
+
+
+def test_a_secret_env_not_in_its_form_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(tmp_path / "out")]
+    assert main([*argv, "--secret-env", "GCS_CREDENTIAL=gcs-key"]) == 2
+    err = capsys.readouterr().err
+    assert "--secret-env: 'GCS_CREDENTIAL=gcs-key' must be VAR=SECRET/KEY" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 def test_schedule_create_is_the_same_command_with_its_word(tmp_path: Path) -> None:
     status = main(
         [

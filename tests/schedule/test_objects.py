@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
-from gokart_k8s.manifests import check_manifest
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.manifests import build_job_manifest, check_manifest
+from gokart_k8s.platforms import get_profile
 from gokart_k8s.scheduling import (
     DO_NOT_DISRUPT,
     ENV_JOB_NAME,
@@ -17,7 +20,8 @@ from gokart_k8s.scheduling import (
     ScheduleConfig,
     build_objects,
 )
-from gokart_k8s.settings import PLATFORMS
+from gokart_k8s.settings import PLATFORMS, Settings, load_settings, parse_secret_refs
+from gokart_k8s.steps import StepSpec
 
 
 def config(**changes: Any) -> ScheduleConfig:
@@ -142,8 +146,49 @@ def test_an_evicted_driver_is_replaced_without_spending_the_retry_budget() -> No
 @pytest.mark.parametrize("version", [f"1.{minor}.0" for minor in range(29, 38)])
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_every_object_passes_strict_schema_validation(version: str, platform: str) -> None:
-    for obj in build_objects(config(platform=platform, gcp_service_account="a-pipeline@p.iam.gserviceaccount.com")):
+    for obj in build_objects(
+        config(
+            platform=platform,
+            gcp_service_account="a-pipeline@p.iam.gserviceaccount.com",
+            env={"LUIGI_CONFIG_PATH": "/app/luigi.cfg"},
+            secret_env=parse_secret_refs("GCS_CREDENTIAL=gcs-key/key.json"),
+        )
+    ):
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_driver_pod_runs_as_the_same_user_and_group_as_step_pods() -> None:
+    pod_security = driver_pod(build_objects(config()))["spec"]["securityContext"]
+    settings = Settings()
+    spec = StepSpec("Step", "m", "u" * 32, "Step_u", {}, settings.default_class(), Eviction.TOLERATE)
+    step = build_job_manifest(spec, get_profile(settings).place(spec), settings, run_id="r", image="i", env={})
+    step_security = step["spec"]["template"]["spec"]["securityContext"]
+    assert (pod_security["runAsUser"], pod_security["runAsGroup"]) == (
+        step_security["runAsUser"],
+        step_security["runAsGroup"],
+    )
+    assert pod_security["runAsNonRoot"] is True
+
+
+def test_secret_env_reaches_the_driver_by_reference_and_is_passed_on_to_the_steps_by_name_only() -> None:
+    objects = build_objects(config(secret_env=parse_secret_refs("GCS_CREDENTIAL=gcs-key/key.json,API_TOKEN=api/token")))
+    [container] = driver_pod(objects)["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GCS_CREDENTIAL"] == {
+        "name": "GCS_CREDENTIAL",
+        "valueFrom": {"secretKeyRef": {"name": "gcs-key", "key": "key.json"}},
+    }
+    assert env["API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "api", "key": "token"}}
+    # The driver reads setting secret_env from its environment and gives every step the same references.
+    passed_on = env["GOKART_K8S_SECRET_ENV"]["value"]
+    settings = load_settings(configparser.ConfigParser(), {"GOKART_K8S_SECRET_ENV": passed_on}, files=[])
+    assert {str(ref) for ref in settings.secret_env} == {"GCS_CREDENTIAL=gcs-key/key.json", "API_TOKEN=api/token"}
+
+
+def test_without_secret_env_the_driver_has_no_secret_references() -> None:
+    [container] = driver_pod(build_objects(config()))["spec"]["containers"]
+    assert not [e for e in container["env"] if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]]
+    assert "GOKART_K8S_SECRET_ENV" not in {e["name"] for e in container["env"]}
 
 
 def test_the_driver_job_passes_the_manifest_checks_of_step_jobs() -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from gokart_k8s.errors import ConfigurationError
 from gokart_k8s.scheduling import ScheduleConfig, check_schedule, default_name, validate_schedule
+from gokart_k8s.scheduling.objects import credential_warnings
+from gokart_k8s.settings import parse_secret_refs
 
 
 def config(**changes: Any) -> ScheduleConfig:
@@ -89,3 +91,46 @@ def test_every_problem_is_reported_at_once_and_nothing_is_created() -> None:
 def test_the_default_name_is_the_task_name_as_a_dns_label() -> None:
     assert default_name(["examples.ml_pipeline.pipeline.TrainReport", "--date", "x"]) == "trainreport"
     assert default_name(["--module", "examples.pipeline", "Report_Daily"]) == "report-daily"
+
+
+def test_a_variable_given_both_in_plain_text_and_from_a_secret_is_a_problem() -> None:
+    problems = validate_schedule(
+        config(env={"GCS_CREDENTIAL": "x"}, secret_env=parse_secret_refs("GCS_CREDENTIAL=gcs-key/key.json"))
+    )
+    assert problems == [
+        "GCS_CREDENTIAL is given both as --env (a value in plain text) and as --secret-env "
+        "(GCS_CREDENTIAL=gcs-key/key.json); keep only --secret-env GCS_CREDENTIAL=gcs-key/key.json."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GCS_CREDENTIAL", "anything"),
+        ("API_TOKEN", "tok-8f3e"),
+        ("DB_PASSWORD", "hunter2"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"),
+        ("SERVICE_ACCOUNT_JSON", '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----"}'),
+        ("PEM", "-----BEGIN RSA PRIVATE KEY-----\nMIIE..."),
+        ("AWS_ID", "AKIAIOSFODNN7EXAMPLE"),
+        ("OPAQUE", "ghp_1234567890abcdefGHIJKLMNOPqrstuvwxyz12"),
+    ],
+)
+def test_an_env_value_that_looks_like_a_credential_is_warned_about_without_showing_it(name: str, value: str) -> None:
+    [warning] = credential_warnings({name: value})
+    assert f"--env {name}=..." in warning and f"--secret-env {name}=SECRET/KEY" in warning
+    assert value not in warning
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LUIGI_CONFIG_PATH", "/app/luigi.cfg"),
+        ("GOOGLE_APPLICATION_CREDENTIALS", "/var/secrets/google/key.json"),
+        ("LOG_LEVEL", "INFO"),
+        ("STORAGE_EMULATOR_HOST", "http://fake-gcs:4443"),
+        ("RUN_LABEL", "nightly-report-2026-11-01"),
+    ],
+)
+def test_ordinary_env_values_are_not_warned_about(name: str, value: str) -> None:
+    assert credential_warnings({name: value}) == []
