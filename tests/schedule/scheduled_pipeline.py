@@ -26,6 +26,10 @@ def mark(name: str) -> None:
     directory = Path(os.environ["SCHEDULE_TEST_MARKERS"])
     with (directory / name).open("a") as fh:
         fh.write(f"{os.getpid()}\n")
+    # Set only from a Secret (schedule --secret-env): what the step's pod was given.
+    secret = os.environ.get("SCHEDULE_TEST_SECRET")
+    if secret is not None:
+        (directory / f"{name}.secret").write_text(secret)
 
 
 @gokart_k8s.job(resources=TINY)

@@ -6,6 +6,7 @@ objects are exactly those the CLI would create, validation included.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from gokart_k8s.scheduling import (
     summarize_runs,
     validate_schedule,
 )
-from gokart_k8s.settings import Settings
+from gokart_k8s.settings import Settings, parse_secret_refs
 from gokart_k8s.testing.gcs import FakeGCSServer, gcs_bucket, gcs_emulator
 
 __all__ = ["gcs_bucket", "gcs_emulator"]
@@ -195,3 +196,55 @@ def test_a_missed_day_rerun_with_trigger_computes_that_day_and_runs_reports_it(e
     assert env.marks() == {"part-2026-11-01-0": 1, "part-2026-11-01-1": 1, "report-2026-11-01": 1}
     [run] = summarize_runs(env.runs("daily-report"), now=datetime.now(TOKYO))
     assert (run.job, run.outcome, run.manual, run.scheduled) == (name, "Complete", True, "2026-11-01T03:00:00+09:00")
+
+
+def test_a_secret_env_reaches_every_step_pod_from_the_secret_and_appears_nowhere_in_plain_text(env: Env) -> None:
+    import base64
+
+    from kubernetes import client
+
+    value = "s3cr3t-token-value"
+    api = env.cluster.api_client()
+    try:
+        client.CoreV1Api(api).create_namespaced_secret(
+            NAMESPACE,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "pipeline-secret"},
+                "data": {"token": base64.b64encode(value.encode()).decode()},
+            },
+        )
+    finally:
+        api.close()
+    config = dataclasses.replace(
+        schedule(env.cache), secret_env=parse_secret_refs("SCHEDULE_TEST_SECRET=pipeline-secret/token")
+    )
+    objects = build_objects(config)
+    assert value not in json.dumps(objects)
+    list(env.client.apply(objects))
+    cronjob = env.client.read_cronjob(NAMESPACE, "daily-report")
+    when = scheduled_time_for_date(CRON, DAY, "Asia/Tokyo")
+    job = env.client.create_job(
+        NAMESPACE, job_from_cronjob(cronjob, name="daily-report-m00000002", scheduled_time=when)
+    )
+    name = job["metadata"]["name"]
+
+    assert wait_for(lambda: finished(env, name), "the triggered run to finish", env, timeout=90) == "Complete"
+    given = {p.name: p.read_text() for p in env.markers.glob("*.secret")}
+    assert given == {
+        f"{step}.secret": value for step in ("part-2026-11-01-0", "part-2026-11-01-1", "report-2026-11-01")
+    }
+    # The step Jobs the driver made carry the reference, never the value.
+    step_jobs = [
+        j
+        for j in env.jobs("app.kubernetes.io/managed-by=gokart-k8s")
+        if "gokart-k8s.io/unique-id" in j["metadata"]["labels"]
+    ]
+    assert len(step_jobs) == 3 and value not in json.dumps(step_jobs)
+    for step_job in step_jobs:
+        [container] = step_job["spec"]["template"]["spec"]["containers"]
+        assert {
+            "name": "SCHEDULE_TEST_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "pipeline-secret", "key": "token"}},
+        } in container["env"]
