@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gokart_k8s.settings import Settings
-from gokart_k8s.steps import Step, collect
+from gokart_k8s.steps import Step, collect, is_external
 
 
 @dataclass
@@ -41,12 +41,37 @@ class PlanRow:
 
 
 @dataclass
+class InputRow:
+    """An external task (``luigi.ExternalTask``): an input the pipeline reads and never runs.
+
+    Its output must exist before the run (checked with the cache, ``complete`` None when the cache
+    was not read); it is never submitted, and steps that need it start as if it were cached.
+    """
+
+    step: Step
+    complete: bool | None
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        spec = self.step.spec
+        return {
+            "family": spec.family,
+            "module": spec.module,
+            "task_id": spec.task_id,
+            "outputs": output_paths(self.step.task),
+            "complete": self.complete,
+            "problems": self.problems,
+        }
+
+
+@dataclass
 class Plan:
     settings: Settings
     backend: str
     workspace: str
     rows: list[PlanRow]
     problems: list[str]
+    inputs: list[InputRow] = field(default_factory=list)
 
     @property
     def steps(self) -> list[Step]:
@@ -62,6 +87,7 @@ class Plan:
             "backend": self.backend,
             "workspace": self.workspace,
             "image": self.settings.image,
+            "inputs": [i.as_dict() for i in self.inputs],
             "steps": [r.as_dict() for r in self.rows],
             "problems": self.problems,
             "ok": self.ok,
@@ -70,6 +96,9 @@ class Plan:
     def table(self) -> str:
         header = ("STEP", "UNIQUE ID", "RESOURCE CLASS", "EVICTION", "CACHED", "PLACEMENT")
         rows = [header]
+        for i in self.inputs:
+            exists = {True: "yes", False: "MISSING", None: "unchecked"}[i.complete]
+            rows.append((i.step.spec.family, "-", "external input", "-", exists, "not run: must already exist"))
         for r in self.rows:
             spec = r.step.spec
             rc = spec.resource_class
@@ -86,7 +115,9 @@ class Plan:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
         lines.append(
-            f"{len(self.rows)} steps, {sum(r.cached for r in self.rows)} cached · platform {self.settings.platform}"
+            f"{len(self.rows)} steps, {sum(r.cached for r in self.rows)} cached"
+            + (f", {len(self.inputs)} external input{'s' if len(self.inputs) != 1 else ''}" if self.inputs else "")
+            + f" · platform {self.settings.platform}"
             f" · backend {self.backend} · cache {self.workspace}"
         )
         return "\n".join(lines)
@@ -108,15 +139,30 @@ def make_plan(
     from gokart_k8s.platforms import get_profile
 
     steps, problems = collect(roots, settings)
+    externals = [s for s in steps if is_external(s.task)]
+    steps = [s for s in steps if not is_external(s.task)]
     profile = get_profile(settings)
     complete: set[str] = set()
+    checked = False
     if check_cache:
         try:
             from gokart_k8s.workspace import find_complete
 
-            complete = find_complete([s.task for s in steps])
+            complete = find_complete([s.task for s in externals + steps])
+            checked = True
         except Exception as exc:  # a cache problem is a plan problem, reported with the rest
             problems.append(f"cannot read the cache at {workspace}: {exc}")
+    inputs: list[InputRow] = []
+    for external in externals:
+        row = InputRow(step=external, complete=external.task.task_id in complete if checked else None)
+        if row.complete is False:
+            outputs = ", ".join(output_paths(external.task)) or "none"
+            row.problems.append(
+                f"input {external.spec.family} is missing: {external.spec.task_id} is a luigi.ExternalTask, which "
+                f"the pipeline reads but never makes, and its output ({outputs}) does not exist. Create it first, "
+                "or point the task's parameters at data that exists."
+            )
+        inputs.append(row)
     if backend in REMOTE_BACKENDS:
         from gokart_k8s.workspace import is_remote
 
@@ -131,6 +177,13 @@ def make_plan(
                 "no container image is set for the step Jobs. Set [gokart_k8s] image = <registry>/<image>:<tag> "
                 "in luigi.cfg, GOKART_K8S_IMAGE, or pass --image."
             )
+    if backend in REMOTE_BACKENDS:
+        for row in inputs:
+            row.problems += _local_output_problems(row.step, "input", "step pods cannot read it")
+        for step in steps:
+            problems += _local_output_problems(step, "step", "it would vanish with the step's pod")
+    for row in inputs:
+        problems.extend(row.problems)
     rows: list[PlanRow] = []
     for step in steps:
         step_problems = list(profile.check(step.spec))
@@ -142,4 +195,39 @@ def make_plan(
         rows.append(
             PlanRow(step=step, cached=step.task.task_id in complete, placement=placement, problems=step_problems)
         )
-    return Plan(settings=settings, backend=backend, workspace=workspace, rows=rows, problems=problems)
+    return Plan(settings=settings, backend=backend, workspace=workspace, rows=rows, problems=problems, inputs=inputs)
+
+
+def output_paths(task: Any) -> list[str]:
+    """The paths (or reprs) of ``task``'s outputs, for messages."""
+    import luigi.task
+
+    return [str(getattr(target, "path", target)) for target in luigi.task.flatten(task.output())]
+
+
+def _local_output_problems(step: Step, what: str, consequence: str) -> list[str]:
+    """A plain luigi task's outputs that are files of this machine, where steps run in pods.
+
+    gokart tasks write to the cache (``workspace_directory``), which the plan checks on its own; a
+    plain luigi task or an external input names its own targets, and a ``luigi.LocalTarget`` (or
+    any path that is not a ``gs://``/``s3://`` URL) is a file of one machine. On the local cluster
+    pods are local processes in this working directory, so there it is fine.
+    """
+    import gokart
+    import luigi.task
+
+    from gokart_k8s.workspace import is_remote
+
+    if isinstance(step.task, gokart.TaskOnKart):
+        return []
+    local = [
+        str(target.path)
+        for target in luigi.task.flatten(step.task.output())
+        if isinstance(getattr(target, "path", None), str) and not is_remote(target.path)
+    ]
+    return [
+        f"{what} {step.spec.family} is a plain luigi task whose output is the local file {path!r}, but steps run in "
+        f"pods on the cluster: {consequence}. Make it a gokart.TaskOnKart (its outputs go to the cache), or give "
+        f"it a gs:// target (luigi.contrib.gcs.GCSTarget); or run with --backend local-cluster / inline."
+        for path in local
+    ]

@@ -60,11 +60,25 @@ class Step:
 
 
 def unique_id_of(task: Any) -> str:
+    """gokart's ``make_unique_id()``; for a plain luigi task, the MD5 of its ``task_id``.
+
+    A plain luigi task has no unique id of its own, and its ``task_id`` (``Family_params_hash``)
+    holds capitals and underscores, which a Job name may not; 32 hex digits, like gokart's, name
+    its Job and its labels, and the pod computes the same from the same parameters.
+    """
+    import hashlib
+
     import gokart
 
     if isinstance(task, gokart.TaskOnKart):
         return str(task.make_unique_id())
-    return str(task.task_id)
+    return hashlib.md5(str(task.task_id).encode()).hexdigest()
+
+
+def is_external(task: Any) -> bool:
+    """True for an input the pipeline reads but never makes (``luigi.ExternalTask``, or any task
+    without ``run``): luigi's own rule (``_is_external`` in luigi/worker.py)."""
+    return task.run is None or task.run == NotImplemented
 
 
 def spec_for(task: Any, settings: Settings, requires: Iterable[Any] = ()) -> StepSpec:
@@ -107,8 +121,41 @@ def _portable_params(task: Any) -> dict[str, str]:
     return {k: v for k, v in task.to_str_params().items() if k not in infrastructure}
 
 
-def walk(root: Any) -> Iterator[Any]:
-    """Every task of the graph under ``root``, dependencies first, each once (by task_id)."""
+def unserialisable_parameter_problem(exc: BaseException, *, built_by: Any = None) -> str | None:
+    """The problem to report when ``exc`` was raised writing a task parameter as a string, else None.
+
+    luigi writes every parameter as a string (``Parameter.serialize``) when a task is made (its
+    ``task_id``) and when a step is sent to its pod; a value the parameter type cannot write -- a
+    numpy array in a ``DictParameter``, which ``json.dumps`` refuses -- raises deep inside luigi's
+    ``Task.to_str_params``. Its frame still names the parameter, so the problem can too.
+    """
+    family = name = None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "to_str_params" and "param_name" in frame.f_locals:
+            owner: Any = frame.f_locals.get("self")
+            family = str(owner.get_task_family()) if hasattr(owner, "get_task_family") else type(owner).__name__
+            name = frame.f_locals["param_name"]
+        tb = tb.tb_next
+    if name is None:
+        return None
+    where = f" (made in {built_by.get_task_family()}.requires())" if built_by is not None else ""
+    return (
+        f"step {family}{where}: parameter {name!r} holds a value luigi cannot write as a string "
+        f"({type(exc).__name__}: {exc}). A step's parameters go to its pod, and into its cache key, in "
+        "their string form. Pass plain values (numbers, strings, lists, dicts; e.g. array.tolist() instead "
+        "of a numpy array), or give the parameter a type whose serialize() and parse() handle the value."
+    )
+
+
+def walk(root: Any, problems: list[str] | None = None) -> Iterator[Any]:
+    """Every task of the graph under ``root``, dependencies first, each once (by task_id).
+
+    With ``problems``, a task whose dependencies cannot be made because of a parameter value is
+    left out and the problem recorded there (:func:`unserialisable_parameter_problem`), so the plan
+    can show it with the others; without, or for any other error, the error propagates.
+    """
     import luigi.task
 
     seen: set[str] = set()
@@ -122,8 +169,16 @@ def walk(root: Any) -> Iterator[Any]:
         if task.task_id in seen:
             continue
         seen.add(task.task_id)
+        try:
+            deps = luigi.task.flatten(task.requires())
+        except Exception as exc:
+            problem = unserialisable_parameter_problem(exc, built_by=task)
+            if problems is None or problem is None:
+                raise
+            problems.append(problem)
+            continue
         stack.append((task, True))
-        for dep in reversed(luigi.task.flatten(task.requires())):
+        for dep in reversed(deps):
             if dep.task_id not in seen:
                 stack.append((dep, False))
     return iter(order)
@@ -185,7 +240,7 @@ def _collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list
     seen: set[str] = set()
     proven: dict[tuple[type, str], str] = {}
     for root in roots:
-        for task in walk(root):
+        for task in walk(root, problems):
             if task.task_id in seen:
                 continue
             seen.add(task.task_id)
@@ -193,6 +248,12 @@ def _collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list
                 spec = spec_for(task, settings, luigi.task.flatten(task.requires()))
             except ConfigurationError as exc:
                 problems.append(str(exc))
+                continue
+            except Exception as exc:  # an insignificant parameter is first written here
+                problem = unserialisable_parameter_problem(exc)
+                if problem is None:
+                    raise
+                problems.append(problem)
                 continue
             problem = round_trip_problem(task, spec, proven)
             if problem:

@@ -39,6 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
+from gokart_k8s.cluster.kubeconfig import check_kubeconfig
 from gokart_k8s.errors import ClusterError, SubmissionError
 
 __all__ = ["KubernetesCluster", "connect"]
@@ -76,6 +77,7 @@ def connect(
     existing = [p for p in candidates if os.path.exists(p)]
     try:
         if existing:
+            check_kubeconfig(existing[0])
             contexts, _current = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
                 config_file=existing[0]
             )

@@ -23,6 +23,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from gokart_k8s.cluster.kubeconfig import check_kubeconfig
 from gokart_k8s.conventions import LABEL_MANAGED_BY, MANAGED_BY, label_value
 from gokart_k8s.errors import ClusterError, SubmissionError
 from gokart_k8s.scheduling.names import LABEL_ROLE, LABEL_SCHEDULE, driver_account
@@ -56,6 +57,7 @@ class ScheduleClient:
         existing = [p for p in files if os.path.exists(p)]
         try:
             if existing:
+                check_kubeconfig(existing[0])
                 k8s_config.load_kube_config(
                     config_file=existing[0], context=settings.kube_context, client_configuration=configuration
                 )
