@@ -177,13 +177,13 @@ def make_plan(
                 "no container image is set for the step Jobs. Set [gokart_k8s] image = <registry>/<image>:<tag> "
                 "in luigi.cfg, GOKART_K8S_IMAGE, or pass --image."
             )
-    if backend in REMOTE_BACKENDS:
-        for row in inputs:
-            row.problems += _local_output_problems(row.step, "input", "step pods cannot read it")
-        for step in steps:
-            problems += _local_output_problems(step, "step", "it would vanish with the step's pod")
+    remote = backend in REMOTE_BACKENDS
     for row in inputs:
+        if remote:
+            row.problems += _local_output_problems(row.step, "input", "step pods cannot read it")
         problems.extend(row.problems)
+    for step in steps if remote else []:
+        problems += _local_output_problems(step, "step", "it would vanish with the step's pod")
     rows: list[PlanRow] = []
     for step in steps:
         step_problems = list(profile.check(step.spec))
