@@ -88,6 +88,25 @@ def test_secret_env_becomes_a_secret_reference_and_a_plain_credential_is_warned_
     assert env["GOKART_K8S_SECRET_ENV"]["value"] == "GCS_CREDENTIAL=gcs-key/key.json"
 
 
+def test_secret_env_of_the_config_file_is_carried_into_the_schedule_and_the_command_line_wins(
+    tmp_path: Path, config: Path
+) -> None:
+    config.write_text(
+        "[TaskOnKart]\nworkspace_directory = gs://bucket/cache/\n[gokart_k8s]\nimage = pipeline:1\n"
+        "secret_env = GCS_CREDENTIAL=old/key.json, API_TOKEN=api/token\n"
+    )
+    LuigiConfigParser._instance = None
+    out = tmp_path / "out"
+    argv = ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(out)]
+    assert main([*argv, "--secret-env", "GCS_CREDENTIAL=new/key.json"]) == 0
+    cronjob = yaml.safe_load((out / "04-cronjob-dailyreport.yaml").read_text())
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == {"GCS_CREDENTIAL": {"name": "new", "key": "key.json"}, "API_TOKEN": {"name": "api", "key": "token"}}
+
+
 def test_a_secret_env_not_in_its_form_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(tmp_path / "out")]
     assert main([*argv, "--secret-env", "GCS_CREDENTIAL=gcs-key"]) == 2
