@@ -305,6 +305,10 @@ def round_trip_problem(task: Any, spec: StepSpec, proven: dict[tuple[type, str],
         if proven is not None:
             proven[_rebuild_key(clone)] = clone_id
     except Exception as exc:
+        if unserialisable_parameter_problem(exc) is not None:
+            # A dependency's parameter (this step's own were written for its spec): that step, planned
+            # first, reports it; one cause, one problem.
+            return None
         return (
             f"step {spec.family}: its parameters cannot be rebuilt from their string form "
             f"({type(exc).__name__}: {exc}), so it cannot run in a pod. Make each parameter's "
