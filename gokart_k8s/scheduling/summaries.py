@@ -109,6 +109,7 @@ def summarize_runs(jobs: Sequence[Mapping[str, Any]], *, now: datetime) -> list[
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, as ``kubectl get`` prints them (``schedule list`` and ``runs``)."""
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     return "\n".join(
         "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *rows]
