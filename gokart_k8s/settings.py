@@ -72,6 +72,15 @@ class SecretRef:
         return f"{self.var}={self.secret}/{self.key}"
 
 
+class SecretRefs(tuple[SecretRef, ...]):
+    """The value of setting ``secret_env``: a tuple of :class:`SecretRef`, shown in its own spelling."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format_secret_refs(self) or "none"
+
+
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # A Secret's name is a DNS subdomain; its keys are [-._a-zA-Z0-9]+
 # (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-names-data).
@@ -102,10 +111,10 @@ def parse_secret_ref(text: str, where: str = "") -> SecretRef:
     return SecretRef(var, secret, key)
 
 
-def parse_secret_refs(text: str, where: str = "") -> tuple[SecretRef, ...]:
+def parse_secret_refs(text: str, where: str = "") -> SecretRefs:
     """Comma- or line-separated ``VAR=SECRET/KEY`` pairs (the form of setting ``secret_env``)."""
     refs = [parse_secret_ref(item, where) for item in text.replace("\n", ",").split(",") if item.strip()]
-    return tuple({ref.var: ref for ref in refs}.values())
+    return SecretRefs({ref.var: ref for ref in refs}.values())
 
 
 def format_secret_refs(refs: tuple[SecretRef, ...]) -> str:
@@ -145,7 +154,7 @@ class Settings:
         ),
     )
     secret_env: tuple[SecretRef, ...] = field(
-        default=(),
+        default=SecretRefs(),
         metadata=_doc(
             "Environment variables of step pods read from Secrets, as VAR=SECRET/KEY pairs separated by "
             "commas (e.g. GCS_CREDENTIAL=gcs-credential/key.json). Pods get a secretKeyRef, never the value."
@@ -259,7 +268,7 @@ def field_docs() -> list[tuple[str, str, str]]:
     out = []
     for f in dataclasses.fields(Settings):
         if f.default is not dataclasses.MISSING:
-            default = "none" if f.default is None or f.name == "secret_env" else str(f.default)
+            default = "none" if f.default is None else str(f.default)
         else:
             default = "built-ins" if f.name == "catalog" else "()"
         out.append((f.name, default, f.metadata.get("doc", "")))
