@@ -151,6 +151,9 @@ def test_secret_env_is_read_as_references_and_a_bad_one_names_the_setting_and_th
         ("GCS_CREDENTIAL", "gcs-key", "key.json"),
         ("API_TOKEN", "api", "token"),
     ]
+    # Shown (`gokart-k8s config`) in the spelling it is written in; none when there are none.
+    assert str(refs) == "GCS_CREDENTIAL=gcs-key/key.json,API_TOKEN=api/token"
+    assert str(Settings().secret_env) == "none"
     monkeypatch.setenv("GOKART_K8S_SECRET_ENV", "GCS_CREDENTIAL=gcs-key")
     with pytest.raises(
         ConfigurationError, match=r"GOKART_K8S_SECRET_ENV: setting 'secret_env': .* must be VAR=SECRET/KEY"
