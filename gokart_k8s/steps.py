@@ -149,8 +149,11 @@ def unserialisable_parameter_problem(exc: BaseException, *, built_by: Any = None
     )
 
 
-def walk(root: Any, problems: list[str] | None = None) -> Iterator[Any]:
+def walk(root: Any, problems: list[str] | None = None, deps_of: dict[str, list[Any]] | None = None) -> Iterator[Any]:
     """Every task of the graph under ``root``, dependencies first, each once (by task_id).
+
+    With ``deps_of``, each task's flattened ``requires()`` is kept there by task id, so a caller
+    that needs them again does not build every dependency a second time.
 
     With ``problems``, a task whose dependencies cannot be made because of a parameter value is
     left out and the problem recorded there (:func:`unserialisable_parameter_problem`), so the plan
@@ -177,6 +180,8 @@ def walk(root: Any, problems: list[str] | None = None) -> Iterator[Any]:
                 raise
             problems.append(problem)
             continue
+        if deps_of is not None:
+            deps_of[task.task_id] = deps
         stack.append((task, True))
         for dep in reversed(deps):
             if dep.task_id not in seen:
@@ -239,13 +244,15 @@ def _collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list
     problems: list[str] = []
     seen: set[str] = set()
     proven: dict[tuple[type, str], str] = {}
+    deps_of: dict[str, list[Any]] = {}
     for root in roots:
-        for task in walk(root, problems):
+        for task in walk(root, problems, deps_of):
             if task.task_id in seen:
                 continue
             seen.add(task.task_id)
             try:
-                spec = spec_for(task, settings, luigi.task.flatten(task.requires()))
+                deps = deps_of.get(task.task_id)
+                spec = spec_for(task, settings, luigi.task.flatten(task.requires()) if deps is None else deps)
             except ConfigurationError as exc:
                 problems.append(str(exc))
                 continue
