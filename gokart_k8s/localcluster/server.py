@@ -13,7 +13,8 @@ Requests handled (https://kubernetes.io/docs/reference/using-api/api-concepts/):
   (``propagationPolicy``, ``gracePeriodSeconds``, ``preconditions``);
 * subresources: ``status`` (get/put/patch), ``pods/log`` (``follow``, ``tailLines``,
   ``timestamps``), ``pods/eviction``;
-* ``kubectl get``'s Table responses (:mod:`.tables`).
+* ``kubectl get``'s Table responses (:mod:`.tables`);
+* the protobuf bodies kubectl 1.32+ sends for the objects it builds itself (:mod:`.protobuf`).
 
 Watches are chunked JSON lines. With no ``resourceVersion`` (or ``"0"``) they start with a
 synthetic ``ADDED`` per existing object; with one they resume after it, or send an ``ERROR``
@@ -37,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import patching, tables
+from . import patching, protobuf, tables
 from . import resources as r
 from .kubelet import LogBuffer
 from .resources import ResourceType
@@ -204,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._raw_body
         if not raw:
             return None
+        if (self.headers.get("Content-Type") or "").startswith(protobuf.PROTOBUF):
+            return protobuf.decode(raw)
         try:
             return json.loads(raw)
         except ValueError as exc:
