@@ -183,18 +183,34 @@ def json_patch(doc: Any, operations: Any) -> Any:
     return doc
 
 
+_MEDIA_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+def check_media_type(content_type: str) -> str:
+    """The base media type of a PATCH, or 415 for one this server does not apply.
+
+    Called before the target is looked up, so server-side apply (``application/apply-patch+yaml``) on
+    an object that does not exist yet is refused with 415 like on an existing one, not 404.
+    """
+    base = content_type.split(";")[0].strip()
+    if base not in _MEDIA_TYPES:
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"{', '.join(_MEDIA_TYPES)} (got {base!r}; server-side apply is not emulated)",
+        )
+    return base
+
+
 def apply(content_type: str, doc: Any, patch: Any) -> Any:
     """Apply a PATCH body of the given content type to ``doc``."""
-    base = content_type.split(";")[0].strip()
+    base = check_media_type(content_type)
     if base == "application/json-patch+json":
         return json_patch(doc, patch)
     if base == "application/merge-patch+json":
         return merge_patch(doc, patch)
-    if base == "application/strategic-merge-patch+json":
-        return strategic_merge_patch(doc, patch)
-    raise ApiError(
-        415,
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/json-patch+json, application/merge-patch+json, "
-        f"application/strategic-merge-patch+json (got {base!r}; server-side apply is not emulated)",
-    )
+    return strategic_merge_patch(doc, patch)

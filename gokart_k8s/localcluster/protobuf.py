@@ -18,9 +18,9 @@ never dropped silently.
 
 Go writes every non-pointer field, zero or not; its JSON leaves zero values out (``omitempty``). So
 a zero scalar is dropped unless the Go field is a pointer (marked ``?``: ``backoffLimit: 0`` is
-meaningful). Codes: ``s`` string, ``i`` integer, ``b`` bool, ``t`` Time, ``ms`` map of strings, ``mq``
-map of quantities, ``-`` ignored (status), ``*`` repeated, ``^`` a message inlined into its parent (``LocalObjectReference``),
-anything else a message name.
+meaningful). Codes: ``s`` string, ``i`` integer, ``b`` bool, ``t`` Time, ``ms`` map of strings,
+``mq`` map of quantities, ``-`` ignored (status), ``*`` repeated, ``^`` a message inlined into its
+parent (``LocalObjectReference``), anything else a message name.
 """
 
 from __future__ import annotations
@@ -59,8 +59,7 @@ _MESSAGES: dict[str, str] = {
     "EnvFromSource": "1:prefix:s 2:configMapRef:ConfigMapEnvSource? 3:secretRef:SecretEnvSource?",
     "EnvVar": "1:name:s 2:value:s 3:valueFrom:EnvVarSource?",
     "EnvVarSource": (
-        "1:fieldRef:ObjectFieldSelector? 3:configMapKeyRef:ConfigMapKeySelector? "
-        "4:secretKeyRef:SecretKeySelector?"
+        "1:fieldRef:ObjectFieldSelector? 3:configMapKeyRef:ConfigMapKeySelector? 4:secretKeyRef:SecretKeySelector?"
     ),
     "EvictionResponder": "1:name:s 2:priority:i?",
     "Job": "1:metadata:ObjectMeta 2:spec:JobSpec 3:status:-",

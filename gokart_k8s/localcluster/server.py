@@ -281,7 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.evict(namespace or "", name, grace)
             self._send_json(201, success_status(code=201))
         elif method == "GET":
-            self._send_json(200, store.get(rt, namespace, name))
+            obj = store.get(rt, namespace, name)
+            if self._table_wanted():
+                rv = int(obj["metadata"]["resourceVersion"])
+                obj = tables.table(rt, [obj], rv, params.get("includeObject", "Metadata"))
+            self._send_json(200, obj)
         elif method == "PUT":
             body = self._require_object(self._body(), rt)
             self._send_json(200, store.replace(rt, namespace, name, body, subresource=sub, dry_run=dry_run))
@@ -327,6 +331,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"the kind of the body ({kind}) does not match the URL ({rt.kind})")
         return body
 
+    def _table_wanted(self) -> bool:
+        """``kubectl get`` asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` (list, get and watch)."""
+        return "as=Table" in (self.headers.get("Accept") or "")
+
     # ------------------------------------------------------------------ verbs
     def _matcher(self, namespace: str | None, params: dict[str, str]) -> Callable[[Obj], bool]:
         label_reqs = parse_label_selector(params.get("labelSelector"))
@@ -341,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list(self, rt: ResourceType, namespace: str | None, params: dict[str, str]) -> None:
         items, rv = self.api.store.list(rt, namespace, self._matcher(namespace, params), copy=False)
-        if "as=Table" in (self.headers.get("Accept") or ""):
+        if self._table_wanted():
             self._send_json(200, tables.table(rt, items, rv, params.get("includeObject", "Metadata")))
             return
         self._send_json(
@@ -356,8 +364,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _patch(self, rt: ResourceType, namespace: str | None, name: str, sub: str | None, dry_run: bool) -> None:
         store = self.api.store
-        patch = self._body()
         content_type = self.headers.get("Content-Type") or "application/merge-patch+json"
+        patching.check_media_type(content_type)
+        patch = self._body()
         with store.cond:
             current = store.get(rt, namespace, name)
             patched = patching.apply(content_type, current, patch)
@@ -442,9 +451,11 @@ class _Handler(BaseHTTPRequestHandler):
                 cursor = int(start_rv)
             except ValueError as exc:
                 raise ApiError(400, f"invalid resourceVersion {start_rv!r}") from exc
+        as_table = self._table_wanted()
+        include = params.get("includeObject", "Metadata")
         self._start_stream("application/json")
         try:
-            self._send_events(initial)
+            self._send_events(initial, rt, as_table, include)
             last_sent = time.monotonic()
             while not self.api.stopping.is_set():
                 with store.cond:
@@ -463,7 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out = self._filter(events, rt, matches)
                 cursor = current
                 if out:
-                    self._send_events(out)
+                    self._send_events(out, rt, as_table, include)
                     last_sent = time.monotonic()
                 elif bookmarks and time.monotonic() - last_sent >= self.api.bookmark_seconds:
                     bookmark = {
@@ -504,9 +515,22 @@ class _Handler(BaseHTTPRequestHandler):
                 out.append(("DELETED", obj))
         return out
 
-    def _send_events(self, events: list[tuple[str, Obj]]) -> None:
-        if events:
-            self._chunk(b"".join(json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in events))
+    def _send_events(
+        self, events: list[tuple[str, Obj]], rt: ResourceType | None = None, as_table: bool = False, include: str = ""
+    ) -> None:
+        """One chunk of JSON lines. For ``as=Table`` each object becomes a one-row Table, as a real server
+        sends it to ``kubectl get -w`` (https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables).
+        """
+        if not events:
+            return
+        if as_table and rt is not None:
+            events = [
+                (t, tables.table(rt, [o], int(o["metadata"].get("resourceVersion") or 0), include))
+                if t in ("ADDED", "MODIFIED", "DELETED")
+                else (t, o)
+                for t, o in events
+            ]
+        self._chunk(b"".join(json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in events))
 
     # ------------------------------------------------------------------ logs
     def _logs(self, namespace: str, name: str, params: dict[str, str]) -> None:

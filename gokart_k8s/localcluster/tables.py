@@ -3,7 +3,9 @@
 ``kubectl get`` asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the columns
 the server chooses (https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables).
 The columns here follow the real API server's printers for pods, jobs, cronjobs, nodes, events
-and namespaces; other kinds get NAME and AGE.
+and namespaces (k8s.io/kubernetes/pkg/printers/internalversion/printers.go), including the
+priority-1 columns ``-o wide`` shows; other kinds get NAME and AGE. The same Table answers a list,
+a single-object read and each watch event (``as=Table`` applies to all three).
 """
 
 from __future__ import annotations
@@ -77,6 +79,32 @@ def _pod_row(pod: Obj) -> list[Any]:
         _age(pod["metadata"].get("creationTimestamp")),
         status.get("podIP") or "<none>",
         (pod.get("spec") or {}).get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        _readiness_gates(pod),
+    ]
+
+
+def _readiness_gates(pod: Obj) -> str:
+    gates = (pod.get("spec") or {}).get("readinessGates") or []
+    if not gates:
+        return "<none>"
+    true = {c.get("type") for c in (pod.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    return f"{sum(1 for g in gates if g.get('conditionType') in true)}/{len(gates)}"
+
+
+def _workload_columns(template: Obj, selector: Obj | None) -> list[Any]:
+    """CONTAINERS, IMAGES, SELECTOR: the wide columns of jobs and cronjobs."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    labels = (selector or {}).get("matchLabels") or {}
+    expressions = (selector or {}).get("matchExpressions") or []
+    parts = [f"{k}={v}" for k, v in sorted(labels.items())]
+    parts += [
+        f"{e.get('key')} {str(e.get('operator', '')).lower()} ({','.join(e.get('values') or [])})" for e in expressions
+    ]
+    return [
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+        ",".join(parts) or "<none>",
     ]
 
 
@@ -101,6 +129,7 @@ def _job_row(job: Obj) -> list[Any]:
         f"{status.get('succeeded', 0)}/{completions}",
         duration,
         _age(job["metadata"].get("creationTimestamp")),
+        *_workload_columns((job.get("spec") or {}).get("template") or {}, (job.get("spec") or {}).get("selector")),
     ]
 
 
@@ -115,6 +144,7 @@ def _cronjob_row(cj: Obj) -> list[Any]:
         len(status.get("active") or []),
         _age(last) if last else "<none>",
         _age(cj["metadata"].get("creationTimestamp")),
+        *_workload_columns(((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}, None),
     ]
 
 
@@ -127,12 +157,18 @@ def _node_row(node: Obj) -> list[Any]:
     if (node.get("spec") or {}).get("unschedulable"):
         state += ",SchedulingDisabled"
     info = (node.get("status") or {}).get("nodeInfo") or {}
+    addresses = {a.get("type"): a.get("address") for a in (node.get("status") or {}).get("addresses") or []}
     return [
         node["metadata"]["name"],
         state,
         "<none>",
         _age(node["metadata"].get("creationTimestamp")),
         info.get("kubeletVersion", ""),
+        addresses.get("InternalIP") or "<none>",
+        addresses.get("ExternalIP") or "<none>",
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
     ]
 
 
@@ -147,6 +183,8 @@ def _event_row(ev: Obj) -> list[Any]:
     ]
 
 
+_WORKLOAD_WIDE: list[Column] = [("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
+
 _PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     r.POD.key: (
         [
@@ -157,6 +195,8 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
             ("Age", "string", 0),
             ("IP", "string", 1),
             ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
         ],
         _pod_row,
     ),
@@ -167,6 +207,7 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
             ("Completions", "string", 0),
             ("Duration", "string", 0),
             ("Age", "string", 0),
+            *_WORKLOAD_WIDE,
         ],
         _job_row,
     ),
@@ -179,6 +220,7 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
             ("Active", "integer", 0),
             ("Last Schedule", "string", 0),
             ("Age", "string", 0),
+            *_WORKLOAD_WIDE,
         ],
         _cronjob_row,
     ),
@@ -189,6 +231,11 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
             ("Roles", "string", 0),
             ("Age", "string", 0),
             ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
         ],
         _node_row,
     ),
