@@ -14,6 +14,7 @@ Requests handled (https://kubernetes.io/docs/reference/using-api/api-concepts/):
 * subresources: ``status`` (get/put/patch), ``pods/log`` (``follow``, ``tailLines``,
   ``timestamps``), ``pods/eviction``;
 * ``kubectl get``'s Table responses (:mod:`.tables`);
+* ``/openapi/v3`` and ``fieldValidation=Strict`` (:mod:`.openapi`);
 * the protobuf bodies kubectl 1.32+ sends for the objects it builds itself (:mod:`.protobuf`).
 
 Watches are chunked JSON lines. With no ``resourceVersion`` (or ``"0"``) they start with a
@@ -38,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import patching, protobuf, tables
+from . import openapi, patching, protobuf, tables
 from . import resources as r
 from .kubelet import LogBuffer
 from .resources import ResourceType
@@ -264,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._list(rt, namespace, params)
             elif method == "POST":
-                body = self._require_object(self._body(), rt)
+                body = self._strict(rt, self._require_object(self._body(), rt), params)
                 if rt.has_status:
                     body.pop("status", None)  # status is ignored on create
                 self._send_json(201, store.create(rt, body, namespace, dry_run=dry_run))
@@ -287,10 +288,10 @@ class _Handler(BaseHTTPRequestHandler):
                 obj = tables.table(rt, [obj], rv, params.get("includeObject", "Metadata"))
             self._send_json(200, obj)
         elif method == "PUT":
-            body = self._require_object(self._body(), rt)
+            body = self._strict(rt, self._require_object(self._body(), rt), params)
             self._send_json(200, store.replace(rt, namespace, name, body, subresource=sub, dry_run=dry_run))
         elif method == "PATCH":
-            self._patch(rt, namespace, name, sub, dry_run)
+            self._patch(rt, namespace, name, sub, dry_run, params)
         elif method == "DELETE" and sub is None:
             self._delete(rt, namespace, name, params)
         else:
@@ -307,6 +308,23 @@ class _Handler(BaseHTTPRequestHandler):
             doc = r.api_versions(self.api.url)
         elif path == "/apis":
             doc = r.api_group_list()
+        elif path == "/openapi/v3":
+            doc = openapi.index()
+        elif path.startswith("/openapi/v3/"):
+            parts = path[len("/openapi/v3/") :].split("/")
+            body = None
+            if parts[0] == "api" and len(parts) == 2:
+                body = openapi.document("", parts[1])
+            elif parts[0] == "apis" and len(parts) == 3:
+                body = openapi.document(parts[1], parts[2])
+            if body is None:
+                raise ApiError(404, f"the server could not find the requested resource ({path})", reason="NotFound")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
         elif path == "/api/v1":
             doc = r.api_resource_list("", "v1")
         else:
@@ -321,6 +339,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"the server could not find the requested resource ({path})", reason="NotFound")
         self._send_json(200, doc)
         return True
+
+    @staticmethod
+    def _strict(rt: ResourceType, body: Obj, params: dict[str, str]) -> Obj:
+        """``fieldValidation=Strict`` (what kubectl sends since the OpenAPI documents declare it): unknown
+        fields are a 400, worded as a real server words it."""
+        if params.get("fieldValidation") == "Strict":
+            unknown = openapi.unknown_fields(rt, body)
+            if unknown:
+                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+                what = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}'
+                raise ApiError(400, f"{what}: strict decoding error: {fields}", reason="BadRequest")
+        return body
 
     @staticmethod
     def _require_object(body: Any, rt: ResourceType) -> Obj:
@@ -362,7 +392,9 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _patch(self, rt: ResourceType, namespace: str | None, name: str, sub: str | None, dry_run: bool) -> None:
+    def _patch(
+        self, rt: ResourceType, namespace: str | None, name: str, sub: str | None, dry_run: bool, params: dict[str, str]
+    ) -> None:
         store = self.api.store
         content_type = self.headers.get("Content-Type") or "application/merge-patch+json"
         patching.check_media_type(content_type)
@@ -372,6 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
             patched = patching.apply(content_type, current, patch)
             if not isinstance(patched, dict):
                 raise ApiError(422, "the patch did not produce an object", reason="Invalid")
+            self._strict(rt, patched, params)
             # A patch only conflicts when it carries a resourceVersion of its own.
             sent_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
             if not sent_rv:
