@@ -232,6 +232,8 @@ class _Driver:
     def run(self) -> RunReport:
         began = self.clock()
         self.api.check_access(self.ns)
+        if self.settings.service_account:
+            self.api.check_service_account(self.ns, self.settings.service_account)
         self._mark_cached()
         self.watcher = Watcher(self.api, self.ns, self.selector, timeout_seconds=self.settings.watch_timeout_seconds)
         interrupted = False
@@ -499,7 +501,7 @@ class _Driver:
         if outcome.kind is OutcomeKind.SUCCEEDED:
             self._succeed(run)
         elif outcome.final:
-            self._fail(run, outcome, delete=outcome.kind is OutcomeKind.IMAGE_PULL_FAILED)
+            self._fail(run, outcome, delete=outcome.kind in (OutcomeKind.IMAGE_PULL_FAILED, OutcomeKind.CANNOT_START))
         elif outcome.kind is OutcomeKind.UNSCHEDULABLE:
             now = self.clock()
             if run.unschedulable_since is None:

@@ -71,6 +71,10 @@ class ClusterAPI(Protocol):
         """Fail with advice before any step runs if Jobs cannot be created and watched in ``namespace``."""
         ...
 
+    def check_service_account(self, namespace: str, name: str) -> None:
+        """Fail with advice before any step runs if service account ``name`` is missing from ``namespace``."""
+        ...
+
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create a Job; return ``(job, True)``, or ``(existing_job, False)`` if the name is taken."""
         ...

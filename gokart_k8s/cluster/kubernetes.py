@@ -368,6 +368,24 @@ class KubernetesCluster:
                 )
                 raise self._error("creating jobs", exc, namespace=namespace) from exc
 
+    def check_service_account(self, namespace: str, name: str) -> None:
+        """A missing service account makes the API server refuse every pod of a step's Job: the Job only
+        records ``FailedCreate`` events and never fails, so the step would wait forever
+        (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#serviceaccount).
+        Checked once, before anything is submitted; a 403 (no right to read service accounts) is not a
+        verdict, so the run goes on."""
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}", retries=1)
+        if response.status == 404:
+            raise ClusterError(
+                f"Service account {name!r} does not exist in namespace {namespace!r}, so the cluster refuses "
+                f"every step's pod (the Jobs record FailedCreate). Create it (kubectl create serviceaccount {name} "
+                f"-n {namespace}), or change service_account in [gokart_k8s] of luigi.cfg "
+                "(unset, pods run as the namespace's default account)."
+            )
+        if response.status == 403:
+            return
+        self._raise_for(response, f"reading service account {name}", namespace=namespace)
+
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         name = str((manifest.get("metadata") or {}).get("name") or "")
         path = _PATHS["jobs"].format(namespace=namespace)

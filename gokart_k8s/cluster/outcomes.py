@@ -30,6 +30,7 @@ exit 143                         evicted             the step saved a checkpoint
 OOMKilled or exit 137            out_of_memory       container memory limit (no DisruptionTarget)
 exit 42                          user_error          the step's own code raised
 exit 43                          code_skew           the image computes another unique id
+StartError (command not run)     cannot_start        the image lacks the command
 any other non-zero exit          failed              crash, signal
 ===============================  ==================  =============================================
 
@@ -41,6 +42,7 @@ its grace period and exits 137 -- an eviction, not a lack of memory
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -78,6 +80,8 @@ class OutcomeKind(str, enum.Enum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     IMAGE_PULL_FAILED = "image_pull_failed"
     UNSCHEDULABLE = "unschedulable"
+    #: The container cannot be created or its command cannot run (missing Secret, bad command).
+    CANNOT_START = "cannot_start"
     USER_ERROR = "user_error"
     CODE_SKEW = "code_skew"
     FAILED = "failed"
@@ -111,6 +115,12 @@ NODE_SHUTDOWN_REASONS = frozenset({"Shutdown", "NodeShutdown", "Terminated", "Ev
 #: as final. https://kubernetes.io/docs/concepts/containers/images/#imagepullbackoff
 _IMAGE_PULL_FINAL = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 _IMAGE_PULL_TRANSIENT = frozenset({"ErrImagePull"})
+
+#: Waiting reasons of a container the kubelet cannot create or start; none heals without a change
+#: (https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/#my-pod-stays-waiting).
+_CANNOT_START_WAITING = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+#: Terminated reasons of a container whose command could not be run (the runtime's exec failed).
+_START_ERRORS = frozenset({"StartError", "ContainerCannotRun"})
 
 _EXIT_OOM = 137  # 128 + SIGKILL: what the runtime reports when the OOM killer ends the process
 
@@ -155,6 +165,8 @@ class _PodFacts:
     unschedulable_since: str | None
     unschedulable_message: str
     deleted: bool
+    #: The message of a start failure (state or lastState ``StartError``), "" if none.
+    start_error: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -179,6 +191,7 @@ def _pod_facts(pod: Mapping[str, Any], *, deleted: bool) -> _PodFacts:
     terminated_reason = ""
     waiting_reason = ""
     waiting_message = ""
+    start_error = ""
     # The first container that ended non-zero decides (init containers first, as the kubelet runs
     # them); otherwise the first container that ended at all.
     statuses = list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
@@ -191,6 +204,9 @@ def _pod_facts(pod: Mapping[str, Any], *, deleted: bool) -> _PodFacts:
         if waiting.get("reason") and not waiting_reason:
             waiting_reason = str(waiting["reason"])
             waiting_message = str(waiting.get("message") or "")
+        for ended_state in (state.get("terminated"), (cs.get("lastState") or {}).get("terminated")):
+            if ended_state and ended_state.get("reason") in _START_ERRORS and not start_error:
+                start_error = str(ended_state.get("message") or ended_state.get("reason"))
     failing = [t for t in ended if t.get("exitCode")]
     chosen = failing[0] if failing else (ended[0] if ended else None)
     if chosen is not None:
@@ -219,6 +235,7 @@ def _pod_facts(pod: Mapping[str, Any], *, deleted: bool) -> _PodFacts:
         unschedulable_since=unschedulable_since,
         unschedulable_message=unschedulable_message,
         deleted=deleted,
+        start_error=start_error,
     )
 
 
@@ -254,6 +271,10 @@ def _by_oom(f: _PodFacts) -> str | None:
     return f"exit {_EXIT_OOM}" if f.exit_code == _EXIT_OOM else None
 
 
+def _by_start_error(f: _PodFacts) -> str | None:
+    return f.terminated_reason if f.terminated_reason in _START_ERRORS else None
+
+
 def _by_other_exit(f: _PodFacts) -> str | None:
     if f.phase == "Failed" or (f.exit_code not in (None, 0)):
         reason = f.terminated_reason or f.status_reason or "Error"
@@ -270,6 +291,7 @@ _POD_RULES: tuple[_Rule, ...] = (
     ("out of memory", _by_oom, OutcomeKind.OUT_OF_MEMORY),
     ("user error", _by_exit(EXIT_USER_ERROR), OutcomeKind.USER_ERROR),
     ("code skew", _by_exit(EXIT_CODE_SKEW), OutcomeKind.CODE_SKEW),
+    ("command could not start", _by_start_error, OutcomeKind.CANNOT_START),
     ("other failure", _by_other_exit, OutcomeKind.FAILED),
 )
 
@@ -385,6 +407,8 @@ def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_ta
             "Check the image name and tag exist (set image= or GOKART_K8S_IMAGE), and that the pods' service "
             "account has a pull secret or registry access (Workload Identity / Artifact Registry reader).",
         )
+    if kind is OutcomeKind.CANNOT_START:
+        return _cannot_start_advice(facts, ctx)
     if kind is OutcomeKind.UNSCHEDULABLE:
         selectors = ", ".join(f"{k}={v}" for k, v in sorted(ctx.node_selector.items())) or "none"
         tols = ", ".join(
@@ -415,6 +439,33 @@ def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_ta
         + ".",
         "Read the step's log above. Crashes outside the step's own code (signals, node trouble) are retried "
         "backoff_limit times before the step fails.",
+    )
+
+
+def _cannot_start_advice(facts: _PodFacts | None, ctx: _JobContext) -> tuple[str, str]:
+    """A container the kubelet cannot create (a Secret or ConfigMap it reads is missing) or whose
+    command cannot run."""
+    step = ctx.step
+    if facts is not None and facts.waiting_reason in _CANNOT_START_WAITING:
+        said = facts.waiting_message or facts.waiting_reason
+        secret = re.search(r'secret "([^"]+)" not found|in Secret [^/\s]+/(\S+)', said)
+        if secret:
+            name = secret.group(1) or secret.group(2)
+            return (
+                f"Step {step} cannot start: {facts.waiting_reason}: {said}.",
+                f"Create the Secret {name!r} (with the key the step reads) in the step's namespace, e.g. "
+                f"kubectl create secret generic {name} --from-literal=KEY=VALUE, or change the step's "
+                "secret_env to a Secret that exists.",
+            )
+        return (
+            f"Step {step} cannot start: {facts.waiting_reason}: {said}.",
+            "Create the Secret or ConfigMap the step's environment refers to, or change the reference.",
+        )
+    said = facts.start_error if facts is not None and facts.start_error else "StartError"
+    return (
+        f"Step {step} cannot start: its command could not be run ({said}).",
+        f"Use an image with Python and gokart-k8s on its PATH (the pods run `gokart-k8s step ...`; "
+        f"image {ctx.image!r}), set with image= or GOKART_K8S_IMAGE.",
     )
 
 
@@ -473,6 +524,11 @@ def classify_pod(
             message=message,
             advice=advice,
         )
+    crash_looping = facts.waiting_reason == "CrashLoopBackOff" and facts.start_error
+    if facts.waiting_reason in _CANNOT_START_WAITING or crash_looping:
+        message, advice = _advice(OutcomeKind.CANNOT_START, facts, ctx, log_tail)
+        reason = facts.waiting_reason if not crash_looping else "CrashLoopBackOff: StartError"
+        return Outcome(OutcomeKind.CANNOT_START, reason, final=True, pod=facts.name, message=message, advice=advice)
     if facts.unschedulable_since is not None:
         since = _parse_time(facts.unschedulable_since)
         waited = None
@@ -537,7 +593,12 @@ def classify(
         blamed = (own or ended)[-1]
         return replace(blamed, final=True, reason=f"{reason}: {blamed.reason}")
     live = [classify_pod(p, job=job, log_tail=log_tail, now=now) for p in ordered if not _is_terminal(p)]
-    for kind in (OutcomeKind.IMAGE_PULL_FAILED, OutcomeKind.UNSCHEDULABLE, OutcomeKind.RUNNING):
+    for kind in (
+        OutcomeKind.CANNOT_START,
+        OutcomeKind.IMAGE_PULL_FAILED,
+        OutcomeKind.UNSCHEDULABLE,
+        OutcomeKind.RUNNING,
+    ):
         for outcome in live:
             if outcome.kind is kind:
                 return outcome

@@ -277,7 +277,7 @@ class JobController(ControlLoop):
         for pod in pods:
             self._remove_finalizer(pod)
 
-    def _create_pod(self, job: Obj) -> None:
+    def _create_pod(self, job: Obj) -> bool:
         template = (job.get("spec") or {}).get("template") or {}
         tmeta = template.get("metadata") or {}
         meta = job["metadata"]
@@ -304,13 +304,17 @@ class JobController(ControlLoop):
         try:
             created = self.store.create(r.POD, pod, meta["namespace"])
         except ApiError as exc:
+            # Refused (a missing service account, a 422): the real controller records FailedCreate and
+            # retries from its rate-limited queue, so the Job waits with no pod until the cause is fixed.
             self.store.record_event(
                 job, "FailedCreate", f"Error creating: {exc.message}", type_="Warning", component="job-controller"
             )
-            return
+            self._queue.add_after((meta["namespace"], meta["name"]), self.backoff_max_seconds)
+            return False
         self.store.record_event(
             job, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component="job-controller"
         )
+        return True
 
     def _delete_pod(self, job: Obj, pod: Obj) -> None:
         try:
@@ -470,8 +474,7 @@ class JobController(ControlLoop):
                     self._queue.add_after(key, wait)
                     delay = -1
             if delay >= 0:
-                self._create_pod(job)
-                active_count = 1
+                active_count = 1 if self._create_pod(job) else 0
             else:
                 active_count = 0
         else:

@@ -420,6 +420,7 @@ class Kubelet:
         restart_policy = spec.get("restartPolicy", "Always")
         restarts = 0
         try:
+            self._wait_for_config(runtime, pod, container)
             while True:
                 exit_info = self._run_container(runtime, pod, container, restarts)
                 code = exit_info["exitCode"]
@@ -439,6 +440,63 @@ class Kubelet:
                 self._runtimes.pop(runtime.uid, None)
             if runtime.deleting and not self._stopping.is_set():
                 self.store.finish_graceful_deletion(r.POD, runtime.namespace, runtime.name, runtime.uid)
+
+    def _config_error(self, pod: Obj, container: Obj) -> str | None:
+        """Why the kubelet cannot build the container's environment, worded as the kubelet words it;
+        None when every referenced Secret and ConfigMap (and key) exists or is ``optional``."""
+        ns = pod["metadata"]["namespace"]
+        kinds = {"configMap": (r.CONFIGMAP, "configmap", "ConfigMap"), "secret": (r.SECRET, "secret", "Secret")}
+        for source in container.get("envFrom") or []:
+            for prefix, (rt, lower, _) in kinds.items():
+                ref = source.get(f"{prefix}Ref")
+                if ref and not ref.get("optional") and self.store.try_get(rt, ns, ref.get("name", "")) is None:
+                    return f'{lower} "{ref.get("name", "")}" not found'
+        for var in container.get("env") or []:
+            value_from = var.get("valueFrom") or {}
+            for prefix, (rt, lower, kind) in kinds.items():
+                ref = value_from.get(f"{prefix}KeyRef")
+                if not ref or ref.get("optional"):
+                    continue
+                obj = self.store.try_get(rt, ns, ref.get("name", ""))
+                if obj is None:
+                    return f'{lower} "{ref.get("name", "")}" not found'
+                if ref.get("key") not in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}:
+                    return f"couldn't find key {ref.get('key')} in {kind} {ns}/{ref.get('name', '')}"
+        return None
+
+    def _wait_for_config(self, runtime: PodRuntime, pod: Obj, container: Obj) -> None:
+        """Hold the container in ``CreateContainerConfigError`` while a Secret or ConfigMap it reads is
+        missing, retrying as the kubelet does; it starts once the object appears
+        (https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/#my-pod-stays-waiting)."""
+        attempt, shown = 0, None
+        while not runtime.stopping and not self._stopping.is_set():
+            error = self._config_error(pod, container)
+            if error is None:
+                return
+            if error != shown:
+                shown = error
+                self._write_config_error(runtime, container, error)
+            runtime.wake.wait(min(5.0, self.restart_backoff_seconds * 2**attempt))
+            attempt += 1
+
+    def _write_config_error(self, runtime: PodRuntime, container: Obj, message: str) -> None:
+        def mutate(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            cs = self._base_status(runtime, container, 0)
+            cs.update(
+                ready=False,
+                started=False,
+                state={"waiting": {"reason": "CreateContainerConfigError", "message": message}},
+            )
+            status["containerStatuses"] = [cs]
+            self._set_conditions(
+                status, {"ContainersReady": ("False", "ContainersNotReady"), "Ready": ("False", "ContainersNotReady")}
+            )
+
+        self._update_pod(runtime, mutate)
+        pod = self.store.try_get(r.POD, runtime.namespace, runtime.name)
+        if pod is not None:
+            self.store.record_event(pod, "Failed", f"Error: {message}", type_="Warning", component="kubelet")
 
     def _run_container(self, runtime: PodRuntime, pod: Obj, container: Obj, restarts: int) -> dict[str, Any]:
         started = timestamp()
@@ -565,13 +623,23 @@ class Kubelet:
         def mutate(pod: Obj) -> None:
             status = pod.setdefault("status", {})
             cs = self._base_status(runtime, container, restarts)
+            delay = min(5.0, self.restart_backoff_seconds * 2 ** (restarts - 1))
+            back_off = (
+                f"back-off {delay:g}s restarting failed container={container.get('name', '')} "
+                f"pod={runtime.name}_{runtime.namespace}({runtime.uid})"
+            )
             cs.update(
                 ready=False,
                 started=False,
-                state={"waiting": {"reason": "CrashLoopBackOff"}},
+                state={"waiting": {"reason": "CrashLoopBackOff", "message": back_off}},
                 lastState={"terminated": info},
             )
             status["containerStatuses"] = [cs]
+            # The kubelet's phase counts a restarting container that ran (or failed to start) before as
+            # stopped, not waiting, so the pod is Running, not Pending, while it crash-loops
+            # (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-phase).
+            status["phase"] = "Running"
+            status.setdefault("startTime", info["startedAt"])
             self._set_conditions(
                 status, {"ContainersReady": ("False", "ContainersNotReady"), "Ready": ("False", "ContainersNotReady")}
             )

@@ -198,17 +198,45 @@ class Store:
             key = (meta.get("namespace", ""), meta["name"])
             if key in self._objects[rt.key]:
                 raise already_exists(rt.group, rt.plural, meta["name"])
+            if rt is r.POD:
+                self._admit_service_account(obj)
             for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
                 meta.pop(transient, None)
             if dry_run:
                 return obj
             self._commit(rt, "ADDED", obj, None)
+            if rt is r.NAMESPACE:
+                self._create_default_service_account(meta["name"])
             if self._owners_all_gone(obj):
                 # The garbage collector deletes dependents whose owners no longer exist, e.g. a pod a
                 # controller created for a Job deleted meanwhile
                 # (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#owners-dependents).
                 self._delete_now(rt, obj, None)
             return clone(obj)
+
+    def _admit_service_account(self, pod: Obj) -> None:
+        """The ServiceAccount admission plugin: a pod runs as ``serviceAccountName`` (default ``default``),
+        which must exist, or the pod is refused with 403 and its Job records ``FailedCreate``
+        (https://kubernetes.io/docs/concepts/security/service-accounts/#default-service-accounts,
+        https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#serviceaccount)."""
+        spec = pod.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        name = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+        spec["serviceAccountName"] = spec["serviceAccount"] = name
+        ns = pod["metadata"].get("namespace", "")
+        if (ns, name) not in self._objects[r.SERVICEACCOUNT.key]:
+            raise ApiError(
+                403,
+                f'pods "{pod["metadata"]["name"]}" is forbidden: error looking up service account {ns}/{name}: '
+                f'serviceaccount "{name}" not found',
+                reason="Forbidden",
+            )
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        """Every namespace gets a ``default`` ServiceAccount, as the service account controller makes it."""
+        if (namespace, "default") not in self._objects[r.SERVICEACCOUNT.key]:
+            self.create(r.SERVICEACCOUNT, {"metadata": {"name": "default"}}, namespace)
 
     def _owners_all_gone(self, obj: Obj) -> bool:
         refs = obj["metadata"].get("ownerReferences") or []
