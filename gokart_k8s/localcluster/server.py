@@ -475,7 +475,11 @@ class _Handler(BaseHTTPRequestHandler):
         bookmarks = _flag(params, "allowWatchBookmarks")
         start_rv = params.get("resourceVersion") or ""
         initial: list[tuple[str, Obj]] = []
-        if start_rv in ("", "0"):
+        # A streaming list (client-go's WatchListClient, on by default in kubectl 1.35+): the current
+        # objects as ADDED, then a BOOKMARK annotated k8s.io/initial-events-end, then the watch goes on
+        # (https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists).
+        send_initial = _flag(params, "sendInitialEvents")
+        if start_rv in ("", "0") or send_initial:
             with store.cond:
                 items, cursor = store.list(rt, namespace, matches, copy=False)
             initial = [("ADDED", o) for o in items]
@@ -489,6 +493,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream("application/json")
         try:
             self._send_events(initial, rt, as_table, include)
+            if send_initial:
+                end = {
+                    "kind": rt.kind,
+                    "apiVersion": rt.api_version,
+                    "metadata": {
+                        "resourceVersion": str(cursor),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                self._send_events([("BOOKMARK", end)])
             last_sent = time.monotonic()
             while not self.api.stopping.is_set():
                 with store.cond:
