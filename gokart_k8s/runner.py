@@ -170,6 +170,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
     with LocalCluster(pools, pod_env=rehearsal_env, chaos=chaos) as cluster, tempfile.TemporaryDirectory() as tmp:
         progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
         kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
+        progress.log(f"while the run lasts: export KUBECONFIG={kubeconfig}  (then: kubectl get jobs,pods)")
         api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
         # The rehearsal's cluster stops with this block: its Jobs are deleted on Ctrl-C.
         ok = drive(api, settings.image or "gokart-k8s/rehearsal:local", "delete")

@@ -73,10 +73,11 @@ def _pod_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def _profile_pools(platform: str | None) -> list[NodePool] | None:
+def _profile_pools(platform: str | None) -> list[NodePool]:
     """The active platform profile's pools (luigi.cfg / GOKART_K8S_PLATFORM / --platform), so Jobs
-    rendered or submitted for that platform schedule here exactly as they would there. The plain
-    profile gets the default single pool."""
+    rendered or submitted for that platform schedule here exactly as they would there. These are the
+    pools ``gokart-k8s run --backend local-cluster`` creates too: on ``plain`` one default pool sized
+    for the catalog's largest class (not this machine), so an 8-cpu step is scheduled, not refused."""
     import dataclasses
 
     from gokart_k8s.platforms import get_profile
@@ -85,8 +86,6 @@ def _profile_pools(platform: str | None) -> list[NodePool] | None:
     settings = load_settings()
     if platform:
         settings = dataclasses.replace(settings, platform=platform)
-    if settings.platform == "plain":
-        return None
     return list(get_profile(settings).pools())
 
 

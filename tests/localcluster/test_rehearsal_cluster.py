@@ -1,0 +1,122 @@
+"""The rehearsal's cluster is the one a user can look at: ``gokart-k8s local-cluster start`` creates the
+pools ``run --backend local-cluster`` creates, and a rehearsal prints a KUBECONFIG that kubectl can
+use while the run lasts (README: "then: kubectl get jobs,pods")."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gokart_k8s.platforms import get_profile
+from gokart_k8s.resources import BUILTIN_CLASSES, parse_quantity
+from gokart_k8s.settings import Settings
+from tests.localcluster.kubectl_tool import KUBECTL, table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    return env
+
+
+def test_local_cluster_start_on_plain_has_the_rehearsals_pools_sized_for_the_largest_class(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    env = _env(GOKART_K8S_PLATFORM="plain")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gokart_k8s", "local-cluster", "start", "--kubeconfig", str(kubeconfig)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not kubeconfig.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+        assert kubeconfig.exists()
+        nodes = subprocess.run(
+            [KUBECTL, "get", "nodes", "-o", "json"],
+            env={**env, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    got = {
+        n["metadata"]["name"]: (n["status"]["capacity"]["cpu"], n["status"]["capacity"]["memory"])
+        for n in json.loads(nodes.stdout)["items"]
+    }
+    # What `run --backend local-cluster` creates: the profile's pools (runner._run_on_cluster).
+    expected = {
+        f"{pool.name}-{i}": (str(pool.cpu), str(pool.memory))
+        for pool in get_profile(Settings(platform="plain")).pools()
+        for i in range(pool.nodes)
+    }
+    assert got == expected
+    largest = max(rc.cpu_cores for rc in BUILTIN_CLASSES.values() if not rc.gpu)
+    assert parse_quantity(got["default-0"][0]) >= largest
+
+
+def test_a_rehearsal_prints_a_kubeconfig_kubectl_can_use_while_the_run_lasts(tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gokart_k8s",
+            "run",
+            "tests.localcluster.rehearsal_pipeline.WaitsForFlag",
+            "--flag",
+            str(flag),
+            "--backend",
+            "local-cluster",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert run.stdout is not None
+        for line in run.stdout:
+            lines.append(line)
+            if "export KUBECONFIG=" in line:
+                break
+        [export] = [line for line in lines if "export KUBECONFIG=" in line]
+        kubeconfig = export.split("export KUBECONFIG=", 1)[1].split()[0]
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": str(tmp_path)}
+
+        def jobs() -> list[dict[str, str]]:
+            out = subprocess.run(
+                [KUBECTL, "get", "jobs"], env=env, capture_output=True, text=True, timeout=60, check=True
+            ).stdout
+            return table(out) if out.strip() else []
+
+        deadline = time.monotonic() + 120
+        while not jobs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [job] = jobs()
+        assert job["NAME"].startswith("waitsforflag-") and job["STATUS"] == "Running"
+        flag.touch()
+        rest, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate(timeout=30)
+    assert run.returncode == 0, "".join(lines) + rest
+    assert not Path(kubeconfig).exists()  # a temporary file: it goes with the run
