@@ -375,3 +375,72 @@ def test_the_rest_of_the_process_group_is_killed_when_the_main_process_exits(
             return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
 
     wait_for(gone, 30, "the background process killed")
+
+
+# ------------------------------------------------------------------------------- more rows
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"parallelism": 2}, "spec.parallelism"),
+        ({"completions": 3}, "spec.completions"),
+        ({"completionMode": "Indexed"}, "spec.completionMode"),
+    ],
+)
+def test_more_than_one_pod_per_job_is_refused(batch: client.BatchV1Api, spec: dict[str, Any], field: str) -> None:
+    """Row "One pod per Job: parallelism and completions above 1 and completionMode: Indexed are refused with 422"."""
+    with pytest.raises(client.ApiException) as refused:
+        batch.create_namespaced_job("default", job_manifest("wide", "true", **spec))
+    assert refused.value.status == 422
+    assert field in [c["field"] for c in json.loads(refused.value.body)["details"]["causes"]]
+
+
+def test_a_time_zone_inside_the_schedule_is_refused(batch: client.BatchV1Api) -> None:
+    """Row "5-field cron …": ``TZ=``/``CRON_TZ=`` in the schedule is refused (set timeZone)."""
+    with pytest.raises(client.ApiException) as refused:
+        batch.create_namespaced_cron_job("default", _cronjob("tz", "CRON_TZ=Asia/Tokyo 0 10 * * *"))
+    assert refused.value.status == 422
+    assert "spec.schedule" in refused.value.body
+
+
+def test_spot_pools_are_annotated_and_evictions_leave_a_warning_event(local_cluster_factory: Any) -> None:
+    """Rows "Spot pools are marked with the annotation gokart-k8s.io/spot" and "Every disruption …
+    → a Warning Event (LocalClusterEviction …)"."""
+    pools = [NodePool("spot", cpu="2", memory="4Gi", spot=True), NodePool("std", cpu="2", memory="4Gi")]
+    cluster: LocalCluster = local_cluster_factory(pools)
+    core = client.CoreV1Api(cluster.api_client())
+    marks = {n.metadata.name: n.metadata.annotations["gokart-k8s.io/spot"] for n in core.list_node().items}
+    assert marks == {"spot-0": "true", "std-0": "false"}
+    core.create_namespaced_pod("default", pod_manifest("evictee", "sleep 30"))
+    wait_for(lambda: core.read_namespaced_pod("evictee", "default").status.phase == "Running", what="Running")
+    cluster.evict_pod("default", "evictee", grace_seconds=1)
+
+    def warned() -> Any:
+        events = core.list_namespaced_event("default", field_selector="involvedObject.name=evictee").items
+        return [e for e in events if e.reason == "LocalClusterEviction"]
+
+    assert wait_for(warned, 30, "LocalClusterEviction")[0].type == "Warning"
+
+
+def test_the_gokart_k8s_command_runs_this_installation(core: client.CoreV1Api, local_cluster: LocalCluster) -> None:
+    """Row "Command mapping: … gokart-k8s → sys.executable -m gokart_k8s"."""
+    manifest = pod_manifest("cli", "true")
+    manifest["spec"]["containers"][0]["command"] = ["gokart-k8s", "--help"]
+    core.create_namespaced_pod("default", manifest)
+    wait_for(lambda: core.read_namespaced_pod("cli", "default").status.phase == "Succeeded", 60, "Succeeded")
+    assert "usage: gokart-k8s" in local_cluster.pod_logs("default", "cli")
+
+
+def test_job_status_counts_ready_and_terminating_pods(batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
+    """Row "Status: active, ready, terminating, …"."""
+    batch.create_namespaced_job("default", job_manifest("counted", _STUBBORN, grace=30))
+    pod = wait_for(lambda: [p for p in job_pods(core, "counted") if p.status.phase == "Running"], 60, "Running")[0]
+    wait_for(lambda: batch.read_namespaced_job("counted", "default").status.ready == 1, 60, "ready 1")
+    core.delete_namespaced_pod(pod.metadata.name, "default")
+    job = wait_for(
+        lambda: j if (j := batch.read_namespaced_job("counted", "default")).status.terminating == 1 else None,
+        60,
+        "terminating 1",
+    )
+    assert job.status.active == 1  # the replacement (TerminatingOrFailed, the default without a podFailurePolicy)
