@@ -444,3 +444,17 @@ def test_job_status_counts_ready_and_terminating_pods(batch: client.BatchV1Api, 
         "terminating 1",
     )
     assert job.status.active == 1  # the replacement (TerminatingOrFailed, the default without a podFailurePolicy)
+
+
+def test_cron_days_match_either_restricted_field_and_seven_is_sunday() -> None:
+    """Row "5-field cron with …, 7 = Sunday, …; a day matches either restricted day field (Vixie cron)"."""
+    from gokart_k8s.localcluster import cron
+
+    friday_or_13th = cron.parse("0 0 13 * FRI")
+    new_year = datetime(2030, 1, 1, tzinfo=timezone.utc)  # a Tuesday; the 4th is a Friday, the 13th a Sunday
+    first = friday_or_13th.next_after(new_year)
+    assert first == datetime(2030, 1, 4, tzinfo=timezone.utc)
+    assert friday_or_13th.next_after(datetime(2030, 1, 11, 1, tzinfo=timezone.utc)) == datetime(
+        2030, 1, 13, tzinfo=timezone.utc
+    )
+    assert cron.parse("0 0 * * 7").weekdays == cron.parse("0 0 * * SUN").weekdays
