@@ -15,7 +15,7 @@ from pathlib import Path
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.resources import BUILTIN_CLASSES, parse_quantity
 from gokart_k8s.settings import Settings
-from tests.localcluster.kubectl_tool import KUBECTL, table
+from tests.localcluster.kubectl_tool import KUBECTL, Stream, table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,14 +90,9 @@ def test_a_rehearsal_prints_a_kubeconfig_kubectl_can_use_while_the_run_lasts(tmp
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
+    output = Stream(run)
     try:
-        assert run.stdout is not None
-        for line in run.stdout:
-            lines.append(line)
-            if "export KUBECONFIG=" in line:
-                break
-        [export] = [line for line in lines if "export KUBECONFIG=" in line]
+        export = output.wait_for(lambda line: "export KUBECONFIG=" in line, timeout=120)
         kubeconfig = export.split("export KUBECONFIG=", 1)[1].split()[0]
         env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": str(tmp_path)}
 
@@ -113,10 +108,8 @@ def test_a_rehearsal_prints_a_kubeconfig_kubectl_can_use_while_the_run_lasts(tmp
         [job] = jobs()
         assert job["NAME"].startswith("waitsforflag-") and job["STATUS"] == "Running"
         flag.touch()
-        rest, _ = run.communicate(timeout=300)
+        code, _ = output.finish(timeout=300)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate(timeout=30)
-    assert run.returncode == 0, "".join(lines) + rest
+        output.stop()
+    assert code == 0, "\n".join(output.lines)
     assert not Path(kubeconfig).exists()  # a temporary file: it goes with the run
