@@ -25,9 +25,10 @@ def say_which_kubectl(request: pytest.FixtureRequest) -> None:
     """Print the kubectl binary and version these tests ran with (shown with ``-s`` / in the header)."""
     line = f"kubectl conformance tests use {KUBECTL} ({kubectl_version()})"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line}")
 
 
 @pytest.fixture
