@@ -458,3 +458,25 @@ def test_cron_days_match_either_restricted_field_and_seven_is_sunday() -> None:
         2030, 1, 13, tzinfo=timezone.utc
     )
     assert cron.parse("0 0 * * 7").weekdays == cron.parse("0 0 * * SUN").weekdays
+
+
+def test_openapi_without_kubernetes_validate_says_what_to_install(
+    local_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row "OpenAPI v3": the schemas come from kubernetes-validate; without it, a 404 naming the extra."""
+    from gokart_k8s.localcluster import openapi
+
+    def missing(name: str) -> Any:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(openapi.importlib_resources, "files", missing)
+    openapi._definitions.cache_clear()
+    openapi.document.cache_clear()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{local_cluster.url}/openapi/v3", timeout=30)
+        assert err.value.code == 404
+        assert "pip install 'gokart-k8s[local-cluster]'" in json.loads(err.value.read())["message"]
+    finally:
+        openapi._definitions.cache_clear()
+        openapi.document.cache_clear()

@@ -446,3 +446,19 @@ def test_cordon_drain_uncordon(
     assert kubectl.ok("uncordon", "default-0") == "node/default-0 uncordoned\n"
     assert table(kubectl.ok("get", "node", "default-0"))[0]["STATUS"] == "Ready"
     wait_for(lambda: [p for p in job_pods(core, "drained") if p.status.phase == "Running"], 60, "rescheduled")
+
+
+def test_a_protobuf_field_the_cluster_cannot_read_is_refused_by_name(
+    kubectl: Kubectl, batch: client.BatchV1Api
+) -> None:
+    """docs/local-cluster.md: a field outside the decoded set is refused with 415 naming it, never dropped."""
+    template = job_manifest("unused", "true")["spec"]
+    template["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    batch.create_namespaced_cron_job(
+        "default",
+        {"metadata": {"name": "mounting"}, "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": template}}},
+    )
+    said = kubectl.fails("create", "job", "copied", "--from=cronjob/mounting")
+    assert "cannot decode this protobuf body (field 1 of PodSpec at .spec.template.spec" in said
+    assert "send it as JSON instead" in said
+    assert kubectl.run("get", "job", "copied").returncode != 0
