@@ -284,6 +284,23 @@ def still_waiting(pending: Sequence[Obj], existing: Sequence[NodeState], upcomin
     return [p for p in sorted(pending, key=_size, reverse=True) if not _place(p, bins)]
 
 
+def nominated(pending: Sequence[Obj], nodes: Sequence[NodeState]) -> set[str]:
+    """The nodes pending pods are about to be bound to (they fit there): not to be removed now.
+
+    A node the autoscaler just added is empty until the scheduler binds the pods it was made for;
+    Karpenter keeps such nominated nodes out of disruption, and so does every mode here.
+    """
+    bins = [(s.node, s.used(), list(s.pods)) for s in nodes if not s.cordoned]
+    names: set[str] = set()
+    for pod in sorted(pending, key=_size, reverse=True):
+        for node, used, pods in bins:
+            if _fits(pod, node, used, len(pods)):
+                _place(pod, [(node, used, pods)])
+                names.add(str(node["metadata"]["name"]))
+                break
+    return names
+
+
 def plan_scale_up(
     pending: Sequence[Obj],
     pools: Sequence[PoolView],

@@ -46,6 +46,7 @@ from .core import (
     ScaleDown,
     ScaleUp,
     instance_types,
+    nominated,
     plan_autopilot,
     plan_consolidation,
     plan_provisioning,
@@ -63,6 +64,8 @@ CA_TAINT = "ToBeDeletedByClusterAutoscaler"
 #: Taint Karpenter puts on a node it disrupts (https://karpenter.sh/docs/concepts/disruption/).
 KARPENTER_TAINT = "karpenter.sh/disrupted"
 KARPENTER_NODEPOOL_LABEL = "karpenter.sh/nodepool"
+#: Taint that keeps other pods off an Autopilot-mode per-pod node.
+AUTOPILOT_TAINT = "gokart-k8s.io/autopilot-pod-node"
 
 NodeFactory = Callable[[NodePool, str], Obj]
 
@@ -185,8 +188,10 @@ class Autoscaler(ControlLoop):
                 pending.append(pod)
         with self._lock:
             draining = set(self._draining)
-        managed = [s for s in states.values() if s.pool in self.pools and s.name not in draining]
-        self._scale_up(pending, states, [s for s in states.values() if s.name not in draining], now)
+        existing = [s for s in states.values() if s.name not in draining]
+        awaited = nominated(pending, existing)
+        managed = [s for s in existing if s.pool in self.pools and s.name not in awaited]
+        self._scale_up(pending, states, existing, now)
         self._scale_down(managed, now)
 
     def _views(self, states: dict[str, NodeState], now: float) -> list[PoolView]:
@@ -263,6 +268,13 @@ class Autoscaler(ControlLoop):
                 # Autopilot bills the pod's requests while it runs, not the node's boot.
                 node["metadata"]["annotations"][BILLING_ANNOTATION] = "pod"
                 node["metadata"]["annotations"].pop(REQUESTED_AT_ANNOTATION, None)
+                # The node is the pod's alone: a taint keeps the scheduler's other pods off it,
+                # and the pod is bound to it directly when it is Ready (see _finish_provisions).
+                node["spec"] = {**(node.get("spec") or {})}
+                node["spec"]["taints"] = [
+                    *(node["spec"].get("taints") or []),
+                    {"key": AUTOPILOT_TAINT, "effect": "NoSchedule"},
+                ]
             name = node["metadata"]["name"]
             names.append(name)
             with self._lock:
@@ -317,10 +329,34 @@ class Autoscaler(ControlLoop):
         for p in ready:
             try:
                 self.store.create(r.NODE, p.node)
+                if self.config.mode == "autopilot":
+                    self._bind(p.pods[0], p.name)
             except ApiError:  # pragma: no cover - e.g. a name taken by hand: give up this node, say why
                 traceback.print_exc()
             with self._lock:
                 self._provisions.remove(p)
+
+    def _bind(self, key: str, node_name: str) -> None:
+        """Bind a still-pending pod to the node made for it (the Binding subresource's write)."""
+        namespace, _, name = key.partition("/")
+
+        def mutate(pod: Obj) -> bool | None:
+            if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+                return False
+            pod["spec"]["nodeName"] = node_name
+            status = pod.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append(
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": timestamp()}
+            )
+            status["conditions"] = conditions
+            return None
+
+        bound = self.store.update(r.POD, namespace, name, mutate)
+        if bound is not None and bound["spec"].get("nodeName") == node_name:
+            self.store.record_event(
+                bound, "Scheduled", f"Successfully assigned {key} to {node_name}", component="default-scheduler"
+            )
 
     # ------------------------------------------------------------------ scale-down
     def _scale_down(self, managed: list[NodeState], now: float) -> None:
