@@ -131,6 +131,8 @@ def run_one(
 ) -> dict[str, Any]:
     workspace = f"{workdir}/{name[:3].strip('()')}/"
     luigi.configuration.get_config().set("TaskOnKart", "workspace_directory", workspace)
+    # luigi caches task instances by parameters: new ones, so they read this workspace.
+    luigi.task_register.Register.clear_instance_cache()
     profile: Any = EverythingProtected(settings) if name.startswith("(a)") else get_profile(settings)
     steps, problems = collect(pipeline.roots(), settings)
     assert not problems, problems
@@ -161,7 +163,7 @@ def run_one(
     redone_units = 0
     finished_twice = 0
     over_budget = 0
-    for step, task in zip(report.steps, pipeline.roots(), strict=True):
+    for step, task in zip(report.steps, [s.task for s in steps], strict=True):
         lines = pipeline.ledger_path(task).read_text().splitlines()
         extra = sum(1 for line in lines if line.startswith("start")) - pipeline.units_needed(task)
         redone_units += extra

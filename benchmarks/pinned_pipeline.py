@@ -76,7 +76,7 @@ class SmallTolerant(_Work):
 
 
 def roots(
-    *, big_minutes: float = 60, long_minutes: float = 480, tolerant: int = 4, tolerant_minutes: float = 40
+    *, big_minutes: float = 60.0, long_minutes: float = 480.0, tolerant: int = 4, tolerant_minutes: float = 40.0
 ) -> list[Any]:
     return [
         BigShort(minutes=big_minutes),
