@@ -209,7 +209,7 @@ class Disruptor:
         """The end of an interruption notice: shut the node down now, whatever still runs there."""
         node = self.store.try_get(r.NODE, None, name)
         if node is not None:
-            self._shut_down(name, node, "notice ended", None)
+            self._shut_down(name, node, "interruption", None)
 
     def remove_node(self, name: str) -> None:
         """Delete a node whose pods have ended (an autoscaler's scale-down), and what is left on it."""

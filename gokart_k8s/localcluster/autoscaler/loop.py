@@ -68,6 +68,7 @@ KARPENTER_NODEPOOL_LABEL = "karpenter.sh/nodepool"
 AUTOPILOT_TAINT = "gokart-k8s.io/autopilot-pod-node"
 
 NodeFactory = Callable[[NodePool, str], Obj]
+_MIN_PASS_SECONDS = 0.1
 
 
 @dataclass
@@ -154,12 +155,14 @@ class Autoscaler(ControlLoop):
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            timeout = self._wall(self.config.scan_interval_seconds)
+            # At most ten passes a second however fast the clock runs (a pass lists every pod),
+            # except to finish a provisioning on time.
+            timeout = max(_MIN_PASS_SECONDS, self._wall(self.config.scan_interval_seconds))
             with self._lock:
                 if self._provisions:
                     soonest = min(p.ready_at for p in self._provisions)
-                    timeout = min(timeout, max(0.0, self._wall(soonest - self.now())))
-            self._wake.wait(max(0.02, timeout))
+                    timeout = min(timeout, max(0.01, self._wall(soonest - self.now())))
+            self._wake.wait(timeout)
             self._wake.clear()
             if self._stopping.is_set():
                 return
