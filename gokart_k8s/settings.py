@@ -23,6 +23,11 @@ and node pools (used by platform profiles that map classes onto pools, and by th
     memory = 16Gi
     spot = true
     labels = cloud.google.com/gke-nodepool=spot-small
+    min_nodes = 0
+    max_nodes = 3
+
+(``min_nodes``/``max_nodes`` bound the embedded cluster's autoscaler, default 0 and 3; ``nodes`` is
+the fixed count of a cluster made without one.)
 
 Nothing here is a module-level global: :func:`load_settings` returns a new :class:`Settings`
 every time, and everything that needs settings takes them as an argument.
