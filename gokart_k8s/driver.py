@@ -507,6 +507,8 @@ class _Driver:
             if run.unschedulable_since is None:
                 run.unschedulable_since = now
                 self._state(run, "pending", "Unschedulable: " + outcome.message)
+            elif self._spot_unavailable(run, now - run.unschedulable_since):
+                return
             elif now - run.unschedulable_since > self.settings.unschedulable_timeout_seconds:
                 waited = int(now - run.unschedulable_since)
                 self._fail(
@@ -525,6 +527,24 @@ class _Driver:
             run.unschedulable_since = None
             if running or outcome.kind is OutcomeKind.RUNNING:
                 self._state(run, "running", name)
+
+    def _spot_unavailable(self, run: _Run, waited: float) -> bool:
+        """Move a tolerant step that waited Unschedulable on Spot too long to on-demand capacity.
+
+        A Spot pool that cannot scale up (a stockout: the zone has no Spot capacity left) leaves
+        the pod pending while on-demand capacity is there; after ``spot_unavailable_fallback_seconds``
+        the step is resubmitted as ``<name>-od``, the same move as after too many evictions.
+        """
+        limit = self.settings.spot_unavailable_fallback_seconds
+        if limit <= 0 or waited < limit or not run.spot or run.on_demand or run.spec.eviction is not Eviction.TOLERATE:
+            return False
+        old = run.job
+        self._state(run, "pending", f"Spot capacity unavailable for {int(waited)} s; moving to on-demand capacity")
+        run.unschedulable_since = None
+        if old is not None:
+            self._retire(run, old)
+        self._submit(run, on_demand=True)
+        return True
 
     def _follow(self, run: _Run, uid: str, pod_name: str) -> None:
         follower = _Follower()

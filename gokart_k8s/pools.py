@@ -42,8 +42,19 @@ class NodePool:
     accelerator: str | None = None
     ephemeral_storage: str = "100Gi"
     spot: bool = False
-    #: How many nodes of this pool the local cluster creates.
+    #: How many nodes of this pool the local cluster creates when it does not autoscale.
     nodes: int = 1
+    #: Autoscaling bounds (GKE's ``--min-nodes``/``--max-nodes``): an autoscaling local cluster
+    #: starts the pool at ``min_nodes`` and never grows it past ``max_nodes``.
+    min_nodes: int = 0
+    max_nodes: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_nodes <= self.max_nodes:
+            raise ValueError(
+                f"node pool {self.name!r}: min_nodes and max_nodes must satisfy 0 <= min_nodes <= max_nodes, "
+                f"got {self.min_nodes} and {self.max_nodes}"
+            )
 
     def capacity(self) -> dict[str, str]:
         """The node's capacity as ``Node.status.capacity`` spells it."""

@@ -153,6 +153,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
         return drive(api, settings.image or "", options.on_interrupt)
 
     from gokart_k8s.localcluster import ChaosConfig, LocalCluster
+    from gokart_k8s.localcluster.autoscaler import Autoscaling, summary_lines
 
     chaos = None
     if options.chaos or options.chaos_rate is not None or options.chaos_seed is not None:
@@ -167,8 +168,20 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
         rehearsal_env["LUIGI_CONFIG_PATH"] = os.path.abspath(os.environ["LUIGI_CONFIG_PATH"])
     rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
     pools = profile.pools()
-    with LocalCluster(pools, pod_env=rehearsal_env, chaos=chaos) as cluster, tempfile.TemporaryDirectory() as tmp:
-        progress.log(f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)}")
+    # The platform's autoscaler, its timers compressed by time_scale; the driver's Spot fallback
+    # timer is compressed alike, so a rehearsal shows it in seconds.
+    autoscaling = Autoscaling.for_platform(settings.platform)
+    settings = dataclasses.replace(
+        settings, spot_unavailable_fallback_seconds=settings.spot_unavailable_fallback_seconds / autoscaling.time_scale
+    )
+    with (
+        LocalCluster(pools, pod_env=rehearsal_env, chaos=chaos, autoscaling=autoscaling) as cluster,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        progress.log(
+            f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)} "
+            f"({autoscaling.mode}, time scale {autoscaling.time_scale:g})"
+        )
         kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
         progress.log(f"while the run lasts: export KUBECONFIG={kubeconfig}  (then: kubectl get jobs,pods)")
         api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
@@ -179,6 +192,8 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
             progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
             for event in events:
                 progress.log(f"  {event.at:6.1f}s  {event.detail}")
+        for line in summary_lines(cluster.node_lifetimes()):
+            progress.log(line)
     return ok
 
 

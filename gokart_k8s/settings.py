@@ -23,6 +23,11 @@ and node pools (used by platform profiles that map classes onto pools, and by th
     memory = 16Gi
     spot = true
     labels = cloud.google.com/gke-nodepool=spot-small
+    min_nodes = 0
+    max_nodes = 3
+
+(``min_nodes``/``max_nodes`` bound the embedded cluster's autoscaler, default 0 and 3; ``nodes`` is
+the fixed count of a cluster made without one.)
 
 Nothing here is a module-level global: :func:`load_settings` returns a new :class:`Settings`
 every time, and everything that needs settings takes them as an argument.
@@ -224,6 +229,14 @@ class Settings:
             "not fill up while logs stay readable for a day."
         ),
     )
+    spot_unavailable_fallback_seconds: float = field(
+        default=600.0,
+        metadata=_doc(
+            "A tolerant step whose pod waited Unschedulable on Spot this long (seconds) is moved to "
+            "on-demand capacity: the Spot pool is probably out of stock. Longer than a usual scale-up "
+            "(GKE: 3-4 minutes), shorter than unschedulable_timeout_seconds. 0 disables it."
+        ),
+    )
     unschedulable_timeout_seconds: float = field(
         default=900.0,
         metadata=_doc(
@@ -379,7 +392,19 @@ def _parse_resource_class(name: str, items: Mapping[str, str], files: list[str])
 
 def _parse_pool(name: str, items: Mapping[str, str], files: list[str]) -> NodePool:
     section = POOLS_PREFIX + name
-    allowed = {"cpu", "memory", "gpu", "accelerator", "disk", "spot", "labels", "taints", "nodes"}
+    allowed = {
+        "cpu",
+        "memory",
+        "gpu",
+        "accelerator",
+        "disk",
+        "spot",
+        "labels",
+        "taints",
+        "nodes",
+        "min_nodes",
+        "max_nodes",
+    }
     kwargs: dict[str, Any] = {"name": name}
     for key, raw in items.items():
         where = _locate(files, section, key)
@@ -387,11 +412,13 @@ def _parse_pool(name: str, items: Mapping[str, str], files: list[str]) -> NodePo
             raise ConfigurationError(
                 f"{where}: node pool {name!r} has unknown key {key!r}; valid keys: {', '.join(sorted(allowed))}"
             )
-        if key in ("gpu", "nodes"):
+        if key in ("gpu", "nodes", "min_nodes", "max_nodes"):
             try:
                 kwargs[key] = int(raw)
             except ValueError:
                 raise ConfigurationError(f"{where}: node pool {name!r}, {key!r} must be a whole number") from None
+            if kwargs[key] < 0:
+                raise ConfigurationError(f"{where}: node pool {name!r}, {key!r} must be zero or more, got {raw!r}")
         elif key == "spot":
             kwargs["spot"] = _parse_bool(raw, where)
         elif key == "labels":
@@ -414,6 +441,12 @@ def _parse_pool(name: str, items: Mapping[str, str], files: list[str]) -> NodePo
         ResourceClass(cpu=kwargs["cpu"], memory=kwargs["memory"], disk=kwargs.get("ephemeral_storage"))
     except GokartK8sError as exc:
         raise ConfigurationError(f"{_locate(files, section)}: node pool {name!r}: {exc}") from None
+    if kwargs.get("min_nodes", 0) > kwargs.get("max_nodes", max(3, kwargs.get("min_nodes", 0))):
+        raise ConfigurationError(
+            f"{_locate(files, section)}: node pool {name!r} has min_nodes={kwargs['min_nodes']} above "
+            f"max_nodes={kwargs['max_nodes']}; set min_nodes <= max_nodes"
+        )
+    kwargs.setdefault("max_nodes", max(3, kwargs.get("min_nodes", 0)))
     return NodePool(**kwargs)
 
 

@@ -59,12 +59,17 @@ class ChaosConfig:
     rate: float = DEFAULT_CHAOS_RATE
     #: On a Spot node, the share of disruptions that are node preemptions rather than evictions.
     preempt_share: float = 0.5
+    #: With an autoscaling cluster: after each random preemption, the node's Spot pool cannot
+    #: scale up for this many cluster seconds (a stockout: GCE's ZONE_RESOURCE_POOL_EXHAUSTED).
+    stockout_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rate < 0:
             raise ValueError(f"ChaosConfig.rate must be >= 0 disruptions per pod-minute, got {self.rate}")
         if not 0 <= self.preempt_share <= 1:
             raise ValueError(f"ChaosConfig.preempt_share must be between 0 and 1, got {self.preempt_share}")
+        if self.stockout_seconds < 0:
+            raise ValueError(f"ChaosConfig.stockout_seconds must be >= 0 cluster seconds, got {self.stockout_seconds}")
 
 
 @dataclass(frozen=True)
@@ -127,20 +132,23 @@ class Disruptor:
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._preempting: set[str] = set()
+        #: Called first on every preemption with (node, source); True means it was handled there
+        #: (Karpenter's interruption notice, see :mod:`gokart_k8s.localcluster.autoscaler.loop`).
+        self.interrupt: Callable[[str, str], bool] | None = None
 
     def _record(self, event: ChaosEvent, involved: Obj, reason: str) -> None:
         with self._lock:
             self.log.append(event)
         self.store.record_event(involved, reason, event.detail, type_="Warning", component="local-cluster-chaos")
 
-    def evict(self, namespace: str, name: str, grace: int | None, *, source: str = "api") -> None:
-        """The Eviction API; raises ApiError 404 or 429 like the real one."""
+    def evict(self, namespace: str, name: str, grace: int | None, *, source: str = "api", force: bool = False) -> None:
+        """The Eviction API; raises ApiError 404 or 429 like the real one (``force``: no 429)."""
         pod = self.store.get(r.POD, namespace, name)
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed") or not (pod.get("spec") or {}).get("nodeName"):
             self.store.delete(r.POD, namespace, name, grace_seconds=grace)
             return
-        if is_protected(pod):
+        if is_protected(pod) and not force:
             raise ApiError(
                 429,
                 "Cannot evict pod as it would violate the pod's disruption budget.",
@@ -180,7 +188,34 @@ class Disruptor:
             if name in self._preempting:
                 return
             self._preempting.add(name)
+        if self.interrupt is not None and self.interrupt(name, source):
+            self._record(
+                ChaosEvent(
+                    time.monotonic() - self._started,
+                    "preempt",
+                    "",
+                    "",
+                    name,
+                    source,
+                    f"Spot node {name} preempted ({source}); interruption notice, draining it",
+                ),
+                node,
+                "LocalClusterPreemption",
+            )
+            return
+        self._shut_down(name, node, source, return_after)
 
+    def reclaim(self, name: str) -> None:
+        """The end of an interruption notice: shut the node down now, whatever still runs there."""
+        node = self.store.try_get(r.NODE, None, name)
+        if node is not None:
+            self._shut_down(name, node, "interruption", None)
+
+    def remove_node(self, name: str) -> None:
+        """Delete a node whose pods have ended (an autoscaler's scale-down), and what is left on it."""
+        self._delete_node(name)
+
+    def _shut_down(self, name: str, node: Obj, source: str, return_after: float | None) -> None:
         def cordon(n: Obj) -> None:
             n.setdefault("spec", {})["unschedulable"] = True
 
@@ -219,6 +254,15 @@ class Disruptor:
     def _finish_preemption(self, name: str, pods: list[Obj], delay: float) -> None:
         for pod in pods:
             self.kubelet.wait_finished(pod["metadata"]["uid"], self.spot_grace_seconds + 10)
+        self._delete_node(name)
+        with self._lock:
+            self._preempting.discard(name)
+            timer = threading.Timer(delay, self._restore_node, args=(name,))
+            timer.daemon = True
+            self._timers.append(timer)
+        timer.start()
+
+    def _delete_node(self, name: str) -> None:
         try:
             self.store.delete(r.NODE, None, name)
         except ApiError:
@@ -231,12 +275,6 @@ class Disruptor:
                 self.store.delete(r.POD, pod["metadata"]["namespace"], pod["metadata"]["name"], grace_seconds=0)
             except ApiError:
                 pass
-        with self._lock:
-            self._preempting.discard(name)
-            timer = threading.Timer(delay, self._restore_node, args=(name,))
-            timer.daemon = True
-            self._timers.append(timer)
-        timer.start()
 
     def preempting(self, name: str) -> bool:
         with self._lock:

@@ -22,6 +22,8 @@ from ..conventions import dump_yaml
 from ..errors import ClusterError
 from ..pools import NodePool
 from . import resources as r
+from .autoscaler import Autoscaler, Autoscaling, NodeLedger
+from .autoscaler.core import POOL_ANNOTATION
 from .chaos import ChaosConfig, ChaosEvent, ChaosMonkey, Disruptor
 from .controllers import Clock, CronJobController, JobController, utc_now
 from .kubelet import Kubelet
@@ -60,8 +62,9 @@ def default_pools() -> list[NodePool]:
     return [NodePool("default", cpu=str(os.cpu_count() or 1), memory=f"{memory_kib}Ki")]
 
 
-def node_manifest(pool: NodePool, index: int) -> Obj:
-    name = f"{pool.name}-{index}"
+def node_manifest(pool: NodePool, index: int | str) -> Obj:
+    """Node ``<pool>-<index>`` (or the node named ``index``) of ``pool``, Ready."""
+    name = index if isinstance(index, str) else f"{pool.name}-{index}"
     capacity = pool.capacity()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     now = timestamp()
@@ -74,7 +77,7 @@ def node_manifest(pool: NodePool, index: int) -> Obj:
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": arch,
             },
-            "annotations": {SPOT_ANNOTATION: "true" if pool.spot else "false"},
+            "annotations": {SPOT_ANNOTATION: "true" if pool.spot else "false", POOL_ANNOTATION: pool.name},
         },
         "spec": {"taints": [t.as_dict() for t in pool.taints]} if pool.taints else {},
         "status": {
@@ -133,16 +136,23 @@ class LocalCluster:
         cronjob_sync_seconds: float = 1.0,
         bookmark_seconds: float = 1.0,
         poll_seconds: float = 0.2,
+        autoscaling: Autoscaling | None = None,
     ) -> None:
         self.pools: tuple[NodePool, ...] = tuple(pools) if pools else tuple(default_pools())
         names = [p.name for p in self.pools]
         if len(set(names)) != len(names):
             raise ValueError(f"node pool names must be unique, got {names}")
         self.chaos = chaos
-        self._node_templates = {
-            f"{pool.name}-{i}": node_manifest(pool, i) for pool in self.pools for i in range(pool.nodes)
-        }
+        self.autoscaling = autoscaling
+        # Without an autoscaler each pool has its fixed ``nodes``; with one, pools start at
+        # ``min_nodes`` and the autoscaler adds and removes nodes (docs/local-cluster.md).
+        self._node_templates = (
+            {}
+            if autoscaling
+            else {f"{pool.name}-{i}": node_manifest(pool, i) for pool in self.pools for i in range(pool.nodes)}
+        )
         self.store = Store(max_events=max_events, admission=admit, clock=clock)
+        self.ledger = NodeLedger(self.store, time_scale=autoscaling.time_scale if autoscaling else 1.0)
         self.kubelet = Kubelet(self.store, pod_env=dict(pod_env or {}), workdir=workdir, poll_seconds=poll_seconds)
         self.scheduler = Scheduler(self.store)
         self.jobs = JobController(
@@ -152,10 +162,24 @@ class LocalCluster:
         self.disruptor = Disruptor(
             self.store,
             self.kubelet,
-            restore_node=self.restore_node,
+            restore_node=self._node_returns,
             node_return_seconds=node_return_seconds,
             spot_grace_seconds=spot_grace_seconds,
         )
+        self.autoscaler = (
+            Autoscaler(
+                self.store,
+                self.disruptor,
+                self.pools,
+                node_manifest,
+                autoscaling,
+                stockout_after_preemption=chaos.stockout_seconds if chaos else 0.0,
+            )
+            if autoscaling
+            else None
+        )
+        if self.autoscaler is not None:
+            self.disruptor.interrupt = self.autoscaler.interrupt
         self.monkey = ChaosMonkey(self.store, self.disruptor, chaos) if chaos else None
         self.server = ApiServer(
             self.store,
@@ -175,12 +199,17 @@ class LocalCluster:
                 return self
             for manifest in self._node_templates.values():
                 self.store.create(r.NODE, manifest)
+            if self.autoscaler is not None:
+                for manifest in self.autoscaler.initial_nodes():
+                    self.store.create(r.NODE, manifest)
             self.kubelet.start()
             self.scheduler.start()
             self.jobs.start()
             self.cronjobs.start()
             if self.monkey:
                 self.monkey.start()
+            if self.autoscaler is not None:
+                self.autoscaler.start()
             self.server.start()
             self._started = True
         return self
@@ -192,12 +221,15 @@ class LocalCluster:
             self._started = False
         if self.monkey:
             self.monkey.stop()
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         self.disruptor.stop()
         self.server.stop()
         self.cronjobs.stop()
         self.jobs.stop()
         self.scheduler.stop()
         self.kubelet.shutdown()
+        self.ledger.close_all()
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -256,6 +288,23 @@ class LocalCluster:
         except ApiError as exc:
             raise LocalClusterError(f"cannot preempt node {name}: {exc.message}") from exc
 
+    def _node_returns(self, name: str) -> None:
+        """A preempted node's return: the same node comes back on a fixed pool; an autoscaling
+        cluster instead provisions a new node when pods need one."""
+        if self.autoscaler is None:
+            self.restore_node(name)
+
+    def stockout(self, pool: str, seconds: float) -> None:
+        """Make Spot pool ``pool`` unable to scale up for ``seconds`` of cluster time (autoscaling only)."""
+        if self.autoscaler is None:
+            raise LocalClusterError("stockouts need an autoscaling cluster: LocalCluster(autoscaling=Autoscaling())")
+        try:
+            self.autoscaler.stockout(pool, seconds)
+        except KeyError:
+            raise LocalClusterError(
+                f"no node pool {pool!r}: the pools are {sorted(p.name for p in self.pools)}"
+            ) from None
+
     def restore_node(self, name: str) -> None:
         """Bring a node back now (recreated if it was deleted, uncordoned if it was cordoned)."""
         template = self._node_templates.get(name)
@@ -296,7 +345,18 @@ class LocalCluster:
         return self.kubelet.pods_started
 
     def node_names(self) -> list[str]:
-        return list(self._node_templates)
+        """The nodes that exist now (fixed pools: every node, including one being preempted)."""
+        if self.autoscaler is None:
+            return list(self._node_templates)
+        nodes, _ = self.store.list(r.NODE, copy=False)
+        return [n["metadata"]["name"] for n in nodes]
+
+    def node_lifetimes(self) -> list[dict[str, Any]]:
+        """Every node's lifetime so far: plain dicts with ``pool``, ``machine_type``,
+        ``capacity_type``, ``start``, ``end`` (epoch seconds, wall clock; ``end`` None while it
+        lives), ``node``, ``billing`` and ``hours`` (cluster time). See
+        :mod:`gokart_k8s.localcluster.autoscaler.ledger`."""
+        return self.ledger.lifetimes()
 
     def pod_pid(self, namespace: str, name: str) -> int | None:
         """The pid of a running pod's process (its process group id), None when not running."""
@@ -322,10 +382,13 @@ class LocalCluster:
                     "memory": p.memory,
                     "gpu": p.gpu,
                     "spot": p.spot,
+                    "min_nodes": p.min_nodes,
+                    "max_nodes": p.max_nodes,
                     "labels": dict(p.labels),
                     "taints": [t.as_dict() for t in p.taints],
                 }
                 for p in self.pools
             ],
             "chaos": self.monkey.describe() if self.monkey else None,
+            "autoscaler": self.autoscaler.describe() if self.autoscaler else None,
         }

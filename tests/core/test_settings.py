@@ -108,6 +108,22 @@ def test_node_pools_come_from_their_own_config_sections(luigi_cfg: Any) -> None:
     assert pool.taints[0].as_dict() == {"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NoSchedule"}
 
 
+def test_node_pools_autoscale_from_zero_to_three_nodes_unless_told_otherwise(luigi_cfg: Any) -> None:
+    luigi_cfg(
+        "[gokart_k8s.pools.a]\ncpu = 4\nmemory = 16Gi\n"
+        "[gokart_k8s.pools.b]\ncpu = 4\nmemory = 16Gi\nmin_nodes = 1\nmax_nodes = 10\n"
+        "[gokart_k8s.pools.c]\ncpu = 4\nmemory = 16Gi\nmin_nodes = 5\n"
+    )
+    pools = {p.name: (p.min_nodes, p.max_nodes) for p in load_settings().pools}
+    assert pools == {"a": (0, 3), "b": (1, 10), "c": (5, 5)}
+
+
+def test_a_pool_minimum_above_its_maximum_is_refused_with_both_values(luigi_cfg: Any) -> None:
+    luigi_cfg("[gokart_k8s.pools.a]\ncpu = 4\nmemory = 16Gi\nmin_nodes = 4\nmax_nodes = 2\n")
+    with pytest.raises(ConfigurationError, match="min_nodes=4 above max_nodes=2; set min_nodes <= max_nodes"):
+        load_settings()
+
+
 def test_every_setting_is_documented() -> None:
     for name, _default, doc in field_docs():
         assert len(doc) > 20, f"setting {name} needs a documentation string"

@@ -17,6 +17,7 @@ from gokart_k8s.conventions import job_name
 from gokart_k8s.driver import RunReport, fallback_job_name, run_steps
 from gokart_k8s.errors import ClusterError, StepEvictedError, StepFailedError
 from gokart_k8s.localcluster import LocalCluster
+from gokart_k8s.localcluster.autoscaler import Autoscaling
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.pools import NodePool
 from gokart_k8s.settings import Settings
@@ -95,10 +96,11 @@ def make_rig(tmp_path: Path, local_cluster_factory: Callable[..., LocalCluster])
     config.set("TaskOnKart", "workspace_directory", workspace)
 
     def make(**overrides: Any) -> Rig:
+        autoscaling = overrides.pop("autoscaling", None)
         base = Settings(backoff_limit=0, watch_timeout_seconds=10, request_timeout_seconds=10)
         settings = dataclasses.replace(base, **overrides)
         pools = get_profile(settings).pools() if settings.platform != "plain" else None
-        cluster = local_cluster_factory(pools=pools, pod_env={"PYTHONPATH": str(REPO)})
+        cluster = local_cluster_factory(pools=pools, pod_env={"PYTHONPATH": str(REPO)}, autoscaling=autoscaling)
         api = connect(kubeconfig=str(cluster.write_kubeconfig(tmp_path / "kubeconfig")), request_timeout=10)
         return Rig(cluster, api, settings, workspace)
 
@@ -157,6 +159,29 @@ def test_a_tolerant_step_moves_to_on_demand_capacity_after_repeated_evictions(ma
     (pod,) = rig.pods_of(step.job)
     assert pod["spec"]["nodeSelector"]["cloud.google.com/gke-nodepool"] == "ondemand"
     assert job_name(step.spec.family, step.spec.unique_id) not in rig.jobs()  # the Spot Job was deleted
+
+
+def test_a_tolerant_step_stuck_unschedulable_on_a_stocked_out_spot_pool_moves_to_on_demand(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(
+        platform="gke-standard",
+        pools=SPOT_POOLS,
+        spot_unavailable_fallback_seconds=1.0,
+        unschedulable_timeout_seconds=30.0,
+        autoscaling=Autoscaling(time_scale=600),
+    )
+    rig.cluster.stockout("spot", 10**6)
+    report = rig.run([Sleepy(seconds=0.5, tag="stockout")], progress=(progress := Recorder()))
+    (step,) = report.steps
+    assert (step.state, step.evictions, step.fallback) == ("succeeded", 0, True)
+    assert step.job == fallback_job_name(step.spec)
+    assert any(
+        state == "pending" and "Spot capacity unavailable" in detail and "moving to on-demand capacity" in detail
+        for _, state, detail in progress.states
+    )
+    (pod,) = rig.pods_of(step.job)
+    assert pod["spec"]["nodeSelector"]["cloud.google.com/gke-nodepool"] == "ondemand"
 
 
 def test_a_step_evicted_more_often_than_allowed_fails_as_evicted(make_rig: Callable[..., Rig]) -> None:
