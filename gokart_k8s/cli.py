@@ -8,6 +8,8 @@
     gokart-k8s step   --module M --family F --params JSON --unique-id U     (runs inside a pod)
     gokart-k8s config                                                       (settings reference)
     gokart-k8s local-cluster start                                          (embedded cluster)
+    gokart-k8s runs   [--workspace W]                                       (recorded runs)
+    gokart-k8s report [RUN_ID|latest] [-o FILE] [--format html|json|trace]  (a run's report)
 
 ``TASK`` and its parameters are named as luigi's command line names them; every argument this
 command does not know is handed to luigi. Errors are one clear message and exit status 2 (bad
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_schedule(sub)
+    from gokart_k8s.history.command import register as register_history
+
+    register_history(sub)
     return parser
 
 

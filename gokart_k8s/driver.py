@@ -50,7 +50,7 @@ from gokart_k8s.platforms import PlatformProfile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import Step, StepSpec
 
-__all__ = ["ProgressSink", "RunReport", "StepReport", "fallback_job_name", "run_steps"]
+__all__ = ["ProgressSink", "RunObserver", "RunReport", "StepReport", "fallback_job_name", "run_steps"]
 
 #: Log lines kept per step for the advice of a failed step.
 _LOG_TAIL = 20
@@ -65,6 +65,15 @@ class ProgressSink(Protocol):
     """Receives step states: cached, pending, submitted, running, evicted, succeeded, failed, skipped."""
 
     def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None: ...
+
+
+class RunObserver(ProgressSink, Protocol):
+    """Also told of every pod of the run (the run record, :mod:`gokart_k8s.history`): each change
+    as the watch reports it, and each end with the driver's classification."""
+
+    def pod_seen(self, spec: StepSpec, pod: Mapping[str, Any], *, deleted: bool = False) -> None: ...
+
+    def pod_ended(self, spec: StepSpec, pod: Mapping[str, Any], outcome: Outcome) -> None: ...
 
 
 @dataclass
@@ -189,7 +198,9 @@ class _Driver:
         on_interrupt: Literal["ask", "delete", "keep"],
         is_complete: Callable[[Sequence[Step]], set[str]],
         clock: Callable[[], float],
+        recorder: RunObserver | None = None,
     ) -> None:
+        self.recorder = recorder
         self.settings = settings
         self.api = api
         self.ns = settings.namespace
@@ -220,6 +231,8 @@ class _Driver:
         run.last_state = (state, detail)
         if self.progress is not None:
             self.progress.step_state(run.spec, state, detail)
+        if self.recorder is not None:
+            self.recorder.step_state(run.spec, state, detail)
 
     def _log(self, run: _Run, text: str) -> None:
         for line in text.splitlines():
@@ -448,7 +461,10 @@ class _Driver:
             self.deleted_pods.add(uid)
         else:
             bucket[uid] = obj
-        return self.job_owner.get(job)
+        owner = self.job_owner.get(job)
+        if owner is not None and self.recorder is not None:
+            self.recorder.pod_seen(owner.spec, obj, deleted=change.type == "DELETED")
+        return owner
 
     # --- deciding ------------------------------------------------------------------------------
 
@@ -479,6 +495,8 @@ class _Driver:
                     unsettled.append(pod)
                 continue
             run.counted.add(uid)
+            if self.recorder is not None:
+                self.recorder.pod_ended(run.spec, pod, ended)
             self._read_log(run, pod, deleted)
             if ended.kind is OutcomeKind.EVICTED:
                 if self._evicted(run, ended):
@@ -702,6 +720,7 @@ def run_steps(
     log_sink: Callable[[str, str], None] | None = None,
     on_interrupt: Literal["ask", "delete", "keep"] = "ask",
     is_complete: Callable[[Sequence[Step]], set[str]] | None = None,
+    recorder: RunObserver | None = None,
 ) -> RunReport:
     """Run ``steps`` (dependencies first or in any order) as Jobs and follow them to the end.
 
@@ -709,6 +728,7 @@ def run_steps(
     step). ``log_sink(step_family, line)`` receives every log line of every pod once it ends.
     Raises :class:`ClusterError` only for the preflight check; every step failure is in the report.
     After Ctrl-C the report has ``interrupted=True`` and names the Jobs left running.
+    ``recorder`` (the run record) is told every step state and every pod of the run.
     """
     driver = _Driver(
         steps,
@@ -723,5 +743,6 @@ def run_steps(
         on_interrupt=on_interrupt,
         is_complete=is_complete or _default_is_complete,
         clock=time.monotonic,
+        recorder=recorder,
     )
     return driver.run()

@@ -14,9 +14,14 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Protocol
 
 from gokart_k8s.steps import StepSpec
+
+
+class ProgressSink(Protocol):
+    def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None: ...
+
 
 DONE_STATES = frozenset({"cached", "succeeded", "failed", "skipped"})
 #: States that stay on a terminal as a line of their own, above the live status line.
@@ -52,6 +57,10 @@ class ProgressDisplay:
         self._last_draw = 0.0
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Also told every step state (the run record, gokart_k8s.history).
+        self.observers: list[ProgressSink] = []
+        #: Lines the summary ends with (the run report's path).
+        self.notes: list[str] = []
 
     # -- the sink every backend calls -------------------------------------------------------
     def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None:
@@ -69,6 +78,8 @@ class ProgressDisplay:
             entry.state = state
             entry.detail = detail
             entry.history.append(state)
+            for observer in self.observers:
+                observer.step_state(spec, state, detail)
             if self.live:
                 if state in _NOTABLE:
                     # Kept on screen above the live line: what happened to a step, not just where it is.
@@ -171,4 +182,5 @@ class ProgressDisplay:
         lines.append(
             f"{c['done']}/{len(self.steps)} steps done, {c['failed']} failed, in {time.monotonic() - self.started:.1f}s"
         )
+        lines.extend(self.notes)
         return "\n".join(line.rstrip() for line in lines)

@@ -41,6 +41,9 @@ BACKENDS = ("inline", "local-cluster", "kubernetes")
 CHAOS_RATE = 10.0
 CHAOS_SEED = 3
 
+#: The image name a rehearsal's Jobs carry when no image is set (its pods are local processes).
+_REHEARSAL_IMAGE = "gokart-k8s/rehearsal:local"
+
 #: Environment variables a rehearsal's pods inherit from this process (they stand in for what a
 #: real pod gets from its image, its service account and its config map).
 _INHERITED_ENV = ("STORAGE_EMULATOR_HOST", "GCS_CREDENTIAL")
@@ -80,18 +83,60 @@ def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touc
 
 
 def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:
-    """Run a plan that has no problems; True when every step is cached or succeeded."""
+    """Run a plan that has no problems; True when every step is cached or succeeded.
+
+    Every backend writes the run record (:mod:`gokart_k8s.history`) as it goes; the summary ends
+    with the path of the run's report.
+    """
     if not plan.ok:
         raise PlanError(plan.problems)
-    if options.backend == "inline":
-        from gokart_k8s.inline import run_inline
+    options = dataclasses.replace(options, run_id=_run_id(options))
+    recorder = _open_recorder(roots, plan, options)
+    state = "interrupted"
+    try:
+        if options.backend == "inline":
+            from gokart_k8s.inline import run_inline
 
-        complete = {r.step.task.task_id for r in plan.rows if r.cached}
-        ok = True
-        for root in roots:
-            ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
+            if recorder is not None:
+                progress.observers.append(recorder)
+            complete = {r.step.task.task_id for r in plan.rows if r.cached}
+            ok = True
+            for root in roots:
+                ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
+        else:
+            ok = _run_on_cluster(plan, options, progress, recorder)
+        state = "succeeded" if ok else ("interrupted" if getattr(recorder, "interrupted", False) else "failed")
         return ok
-    return _run_on_cluster(plan, options, progress)
+    finally:
+        if recorder is not None:
+            report = recorder.finish(state)
+            if report:
+                progress.notes.append(f"run {recorder.run_id}: report {report}")
+
+
+def _open_recorder(roots: Sequence[Any], plan: Plan, options: RunOptions) -> Any:
+    """The run record's recorder, or None (with a warning) if it cannot start: a record never fails a run."""
+    from gokart_k8s.history import open_recorder
+    from gokart_k8s.platforms import get_profile
+
+    image = plan.settings.image
+    if options.backend == "local-cluster":
+        image = image or _REHEARSAL_IMAGE
+    try:
+        return open_recorder(
+            roots,
+            plan,
+            run_id=str(options.run_id),
+            backend=options.backend,
+            image=image if options.backend != "inline" else None,
+            profile=get_profile(plan.settings),
+            node_poll_seconds=2.0 if options.backend == "local-cluster" else 10.0,
+        )
+    except Exception as exc:
+        import sys
+
+        print(f"gokart-k8s: the run record could not be started ({exc}); running without it", file=sys.stderr)
+        return None
 
 
 def _run_id(options: RunOptions) -> str:
@@ -118,7 +163,7 @@ def _is_complete(steps: Sequence[Any]) -> set[str]:
     return {s.spec.unique_id for s in steps if s.task.task_id in done}
 
 
-def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:
+def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any = None) -> bool:
     from gokart_k8s.cluster.kubernetes import connect
     from gokart_k8s.driver import run_steps
     from gokart_k8s.platforms import get_profile
@@ -132,6 +177,8 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
 
     def drive(api: Any, image: str, on_interrupt: str) -> bool:
         api.check_access(settings.namespace)
+        if recorder is not None:
+            recorder.attach_nodes(api.list_nodes)
         report = run_steps(
             plan.steps,
             settings,
@@ -144,7 +191,10 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
             log_sink=log_sink,
             on_interrupt=on_interrupt,  # type: ignore[arg-type]
             is_complete=_is_complete,
+            recorder=recorder,
         )
+        if recorder is not None:
+            recorder.interrupted = report.interrupted
         _report(report, progress)
         return bool(report.ok)
 
@@ -186,7 +236,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay) 
         progress.log(f"while the run lasts: export KUBECONFIG={kubeconfig}  (then: kubectl get jobs,pods)")
         api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
         # The rehearsal's cluster stops with this block: its Jobs are deleted on Ctrl-C.
-        ok = drive(api, settings.image or "gokart-k8s/rehearsal:local", "delete")
+        ok = drive(api, settings.image or _REHEARSAL_IMAGE, "delete")
         if chaos is not None:
             events = cluster.chaos_log
             progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")

@@ -23,6 +23,7 @@ existing Job, so no retry can create a duplicate.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import random
@@ -428,6 +429,12 @@ class KubernetesCluster:
         data = response.json()
         items = [dict(i) for i in data.get("items") or []]
         return ObjectList(items, str((data.get("metadata") or {}).get("resourceVersion") or ""))
+
+    def list_nodes(self) -> builtins.list[dict[str, Any]]:
+        """Every Node of the cluster (cluster-scoped: needs ``list nodes`` in a ClusterRole)."""
+        response = self._request("GET", "/api/v1/nodes")
+        self._raise_for(response, "listing nodes")
+        return [dict(i) for i in response.json().get("items") or []]
 
     def watch(
         self,

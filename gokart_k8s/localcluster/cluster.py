@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the kubernetes client is imported only inside api_client()
     from kubernetes.client import ApiClient
 
 SPOT_ANNOTATION = "gokart-k8s.io/spot"
+NODE_POOL_LABEL = "gokart-k8s.io/node-pool"
 CONTEXT_NAME = "gokart-k8s-local"
 
 
@@ -73,6 +74,8 @@ def node_manifest(pool: NodePool, index: int | str) -> Obj:
             "name": name,
             "labels": {
                 **pool.labels,
+                # Which pool the node belongs to, whatever the platform's own labels say (run records).
+                NODE_POOL_LABEL: pool.name,
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": arch,

@@ -1,0 +1,123 @@
+"""``gokart-k8s runs`` and ``gokart-k8s report``: read the run records of a workspace.
+
+::
+
+    gokart-k8s runs   [--workspace W]
+    gokart-k8s report [RUN_ID|latest] [-o FILE] [--format html|json|trace] [--workspace W]
+
+The workspace defaults to ``[TaskOnKart] workspace_directory`` (the cache the runs wrote to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from gokart_k8s.errors import GokartK8sError
+from gokart_k8s.history import RecordNotFoundError, list_records, load_record
+from gokart_k8s.history.record import RunRecord, totals
+from gokart_k8s.history.report import render_html, trace_json
+from gokart_k8s.history.store import RecordStore, open_store
+
+FORMATS = ("html", "json", "trace")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``runs`` and ``report`` to the ``gokart-k8s`` command line."""
+    runs = subparsers.add_parser("runs", help="list the recorded runs of the cache, newest first")
+    runs.add_argument("--workspace", help="the cache (default: [TaskOnKart] workspace_directory)")
+    runs.add_argument("--debug", action="store_true", help="show tracebacks")
+    runs.set_defaults(func=cmd_runs)
+    report = subparsers.add_parser("report", help="a run's report: HTML timeline, JSON record or Chrome trace")
+    report.add_argument("run_id", nargs="?", default="latest", help="a run id from `gokart-k8s runs`, or latest")
+    report.add_argument("-o", "--output", help="write to this file (default: stdout for json/trace, report.html)")
+    report.add_argument("--format", choices=FORMATS, default="html")
+    report.add_argument("--workspace", help="the cache (default: [TaskOnKart] workspace_directory)")
+    report.add_argument("--debug", action="store_true", help="show tracebacks")
+    report.set_defaults(func=cmd_report)
+
+
+def _store(args: argparse.Namespace) -> RecordStore:
+    from gokart_k8s.workspace import prepare, workspace_directory
+
+    workspace = args.workspace or workspace_directory()
+    if "://" in workspace:
+        prepare(workspace)
+    return open_store(workspace)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def runs_table(records: list[RunRecord]) -> str:
+    """The ``gokart-k8s runs`` table."""
+    header = ("RUN", "ROOT", "STARTED", "DURATION", "STATE", "DONE", "FAILED", "EVICTIONS", "REDONE", "COST")
+    rows = [header]
+    for record in records:
+        t = totals(record)
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.start)) if record.start else "-"
+        rows.append(
+            (
+                record.run_id,
+                str(record.root.get("family") or "-"),
+                started,
+                _duration(t.duration),
+                record.state,
+                f"{t.done}/{t.steps}",
+                str(t.failed),
+                str(t.evictions),
+                _duration(t.redone_seconds),
+                "-" if t.cost is None else f"${t.cost:.2f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    records = list_records(store)
+    if not records:
+        print(f"no recorded runs in {store.location}", file=sys.stderr)
+        return 0
+    print(runs_table(records))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run_id = args.run_id
+    if run_id == "latest":
+        records = list_records(store)
+        if not records:
+            raise RecordNotFoundError(
+                f"There are no recorded runs in {store.location}: run a pipeline first, or pass --workspace."
+            )
+        run_id = records[0].run_id
+    record = load_record(store, run_id)
+    now = time.time()
+    if args.format == "json":
+        text = json.dumps(record.to_dict(), indent=1)
+    elif args.format == "trace":
+        text = trace_json(record, now=now)
+    else:
+        text = render_html(record, now=now)
+    output = args.output or ("report.html" if args.format == "html" else None)
+    if output is None or output == "-":
+        print(text)
+        return 0
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise GokartK8sError(f"cannot write the report to {output}: {exc}. Pass another -o FILE.") from exc
+    print(output)
+    return 0
