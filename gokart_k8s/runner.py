@@ -195,6 +195,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         )
         if recorder is not None:
             recorder.interrupted = report.interrupted
+            recorder.detach_nodes()
         _report(report, progress)
         return bool(report.ok)
 

@@ -22,6 +22,8 @@ Event shapes (``type``):
     values replace earlier ones, ``None`` never erases a known value;
 ``node``
     what is known of one node (by uid) now;
+``nodes``
+    ``known: false``: the driver cannot list the cluster's nodes;
 ``end``
     the driver ended: ``state`` (succeeded, failed, interrupted).
 
@@ -284,8 +286,9 @@ def _apply(record: RunRecord, event: Mapping[str, Any]) -> None:
     elif kind == "state":
         step = record.step(str(event["step"]))
         state = str(event.get("state") or "")
-        if state == "cached" and (step.attempts or step.state == "succeeded"):
-            return  # a later driver found the cache filled by this run's own attempts
+        if state == "cached" and (step.attempts or step.state != "pending"):
+            # A later driver found the output this run's own attempts wrote: the run did it.
+            state = "succeeded"
         step.state = state
         step.detail = str(event.get("detail") or "")
     elif kind == "attempt":
@@ -303,6 +306,9 @@ def _apply(record: RunRecord, event: Mapping[str, Any]) -> None:
             node = NodeLife(uid=uid)
             record.nodes.append(node)
         _merge(node, {k: v for k, v in event.items() if k not in ("type", "t", "d", "n", "uid")})
+    elif kind == "nodes":
+        if not event.get("known") and not record.nodes:
+            record.nodes = None  # the driver could not list nodes: unknown, not "none"
     elif kind == "end":
         driver.end = t
         driver.state = str(event.get("state") or "")
@@ -356,7 +362,8 @@ def lost_work(step: StepRecord) -> list[tuple[Attempt, float, float]]:
         if attempt.outcome != "evicted" or attempt.started is None or attempt.ended is None:
             continue
         begin = attempt.started
-        after = attempts[i + 1] if i + 1 < len(attempts) else None
+        # The next attempt that started: one that never ran (its Job replaced) restored nothing.
+        after = next((b for b in attempts[i + 1 :] if b.started is not None), None)
         saved = (after.checkpoint or {}).get("saved") if after is not None else None
         if isinstance(saved, (int, float)) and attempt.started <= saved <= attempt.ended:
             begin = float(saved)
@@ -392,7 +399,7 @@ def step_summary(step: StepRecord) -> StepSummary:
         capacity=" → ".join(dict.fromkeys(capacities)) or "-",
         attempts=len(step.attempts),
         evictions=sum(1 for a in step.attempts if a.outcome == "evicted"),
-        failures=sum(1 for a in step.attempts if a.outcome not in (None, "succeeded", "evicted")),
+        failures=sum(1 for a in step.attempts if a.outcome not in (None, "succeeded", "evicted", "abandoned")),
         waiting_seconds=sum(a.waiting_seconds or 0.0 for a in step.attempts),
         running_seconds=sum(a.running_seconds or 0.0 for a in step.attempts),
         redone_seconds=sum(end - begin for _, begin, end in lost_work(step)),

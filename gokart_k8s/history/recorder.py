@@ -154,6 +154,13 @@ class RunRecorder:
             self._earlier = list(parse_events(self.store.read_events(self.run_id)))
         except Exception as exc:
             self._warn(exc)
+        # Attempts an earlier driver left open: this driver closes them when their step ends
+        # (at the latest then, if it never sees their pod again).
+        for step in fold(self.run_id, self._earlier).steps:
+            for a in step.attempts:
+                if a.ended is None:
+                    known = {k: v for k, v in dataclasses.asdict(a).items() if v is not None}
+                    self._known[a.uid] = {**known, "_step": step.unique_id}
         self._emit(
             "driver",
             driver={"id": self.driver_id, "host": socket.gethostname(), "pid": os.getpid()},
@@ -206,7 +213,8 @@ class RunRecorder:
             now = self.clock()
             for pod_uid, known in list(self._known.items()):
                 if known.get("_step") == uid and known.get("ended") is None:
-                    outcome = "succeeded" if state == "succeeded" else "abandoned"
+                    ran = known.get("started") is not None
+                    outcome = "succeeded" if state == "succeeded" and ran else "abandoned"
                     self._attempt(uid, pod_uid, {"ended": now, "outcome": outcome, "reason": detail or state})
 
     def pod_seen(self, spec: Any, pod: Mapping[str, Any], *, deleted: bool = False) -> None:
@@ -227,11 +235,18 @@ class RunRecorder:
                 self._track_node(name)
                 node = self._nodes.get(name)
         facts = attempt_facts(pod, node, now, deleted=deleted)
+        if facts.get("job"):
+            self._abandon_other_jobs(spec.unique_id, str(facts["job"]), now)
         known = self._known.get(pod_uid, {})
         if known.get("started") is None and facts.get("started") == now and spec.unique_id in self.checkpoints:
             # Seen starting live: the newest checkpoint now is the one its restore() will load.
             facts["checkpoint"] = self._latest_checkpoint(self.checkpoints[spec.unique_id])
         self._attempt(spec.unique_id, pod_uid, facts)
+
+    def detach_nodes(self) -> None:
+        """Take a last look at the nodes, then stop (the cluster is about to go away)."""
+        self._poll_nodes(0.0)
+        self._list_nodes = None
 
     def pod_ended(self, spec: Any, pod: Mapping[str, Any], outcome: Any) -> None:
         """The driver classified a pod's end (``outcome``: a :class:`~gokart_k8s.cluster.outcomes.Outcome`)."""
@@ -257,6 +272,18 @@ class RunRecorder:
                 return
             known.update(new)
         self._emit("attempt", step=step, uid=uid, **new)
+
+    def _abandon_other_jobs(self, step: str, job: str, now: float) -> None:
+        """A pod of a new Job of the step: attempts of its earlier Jobs that never ended were
+        deleted with their Job (the driver moved the step to on-demand capacity, or resubmitted it)."""
+        with self._lock:
+            stale = [
+                uid
+                for uid, known in self._known.items()
+                if known.get("_step") == step and known.get("job") not in (None, job) and known.get("ended") is None
+            ]
+        for uid in stale:
+            self._attempt(step, uid, {"ended": now, "outcome": "abandoned", "reason": "its Job was replaced"})
 
     def _inline_attempt(self, spec: Any, state: str, detail: str) -> None:
         uid = spec.unique_id
@@ -340,6 +367,7 @@ class RunRecorder:
             # with what the pods' own labels say.
             print(f"gokart-k8s: run record: cannot list nodes ({exc}); node lives not recorded", file=sys.stderr)
             self._list_nodes = None
+            self._emit("nodes", known=False, reason=str(exc))
             return
         with self._lock:
             self._nodes = {str((n.get("metadata") or {}).get("name")): n for n in nodes}

@@ -46,6 +46,10 @@ COLOURS = {
     "failed": "#111111",
 }
 
+#: Outcomes that are not a failure mark: running, done, evicted (its own mark), or a pod that
+#: never ran because the driver replaced its Job.
+_NOT_FAILURES = (None, "succeeded", "evicted", "abandoned")
+
 _LABEL_W = 190
 _PLOT_W = 860
 _ROW_H = 26
@@ -195,13 +199,14 @@ def timeline_svg(record: RunRecord, *, now: float | None = None) -> str:
                     f'fill="url(#lost)"><title>{_esc(f"work lost to the eviction: {_seconds(e - b)}")}</title></rect>'
                 )
             if a.outcome == "evicted" and a.ended is not None:
-                cx, cy, r = x(a.ended), top + _BAR_H / 2, 6
+                cx, cy, r = x(a.ended), top + _BAR_H / 2, 7
+                cross = f"M{cx - r},{cy - r}L{cx + r},{cy + r}M{cx - r},{cy + r}L{cx + r},{cy - r}"
                 out.append(
-                    f'<path class="mark evicted" d="M{cx - r},{cy - r}L{cx + r},{cy + r}M{cx - r},{cy + r}L{cx + r},'
-                    f'{cy - r}" stroke="{COLOURS["evicted"]}" stroke-width="3"><title>evicted'
-                    f"{_esc(' (' + a.reason + ')' if a.reason else '')}</title></path>"
+                    f'<g class="mark evicted"><title>evicted{_esc(" (" + a.reason + ")" if a.reason else "")}</title>'
+                    f'<path d="{cross}" stroke="#ffffff" stroke-width="6"/>'
+                    f'<path d="{cross}" stroke="{COLOURS["evicted"]}" stroke-width="3"/></g>'
                 )
-            elif a.outcome not in (None, "succeeded", "evicted") and a.ended is not None:
+            elif a.outcome not in _NOT_FAILURES and a.ended is not None:
                 ex = x(a.ended)
                 out.append(
                     f'<rect class="mark failed" x="{ex - 2}" y="{top - 3}" width="5" height="{_BAR_H + 6}" '
@@ -212,8 +217,8 @@ def timeline_svg(record: RunRecord, *, now: float | None = None) -> str:
         out.append("</g>")
         y += _ROW_H
     if node_names:
-        out.append(f'<line class="separator" x1="0" y1="{y + _ROW_H / 2}" x2="{width}" y2="{y + _ROW_H / 2}"/>')
-        out.append(f'<text class="section" x="8" y="{y + _ROW_H / 2 - 3}">nodes</text>')
+        out.append(f'<line class="separator" x1="0" y1="{y + 6}" x2="{width}" y2="{y + 6}"/>')
+        out.append(f'<text class="section" x="8" y="{y + _ROW_H - 4}">nodes</text>')
         y += _ROW_H
         for name in node_names:
             out.append(f'<g class="node-row" data-node="{_esc(name)}">')
@@ -317,7 +322,7 @@ def _table(record: RunRecord) -> str:
             f'<td class="n">{s.attempts}</td><td class="n">{s.evictions}</td>'
             f'<td class="n">{_seconds(s.waiting_seconds)}</td><td class="n">{_seconds(s.running_seconds)}</td>'
             f'<td class="n">{_seconds(s.redone_seconds)}</td><td class="n">{_cost(s.cost)}</td>'
-            f"<td>{_esc(s.state + (' (cached)' if step.cached and not step.attempts else ''))}</td></tr>"
+            f"<td>{_esc(s.state)}</td></tr>"
         )
     t = totals(record)
     foot = (
@@ -405,19 +410,38 @@ def trace(record: RunRecord, *, now: float | None = None) -> dict[str, Any]:
             }
         )
 
-    for tid, step in enumerate(record.steps, start=1):
+    tid = 0
+    for step in record.steps:
         name = step.family or step.unique_id[:12]
-        events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": name}})
-        events.append({"name": "thread_sort_index", "ph": "M", "pid": 1, "tid": tid, "args": {"sort_index": tid}})
+        # Events on one track must nest: attempts that overlap in time (a pod still ending while
+        # its replacement waits) go to a second track of the step.
+        lanes: list[float] = []
+        lane_tids: list[int] = []
         for n, a in enumerate(step.attempts, start=1):
+            begin = a.submitted if a.submitted is not None else a.started
+            if begin is None:
+                continue
             end = a.ended if a.ended is not None else t1
+            lane = next((i for i, free in enumerate(lanes) if free <= begin), None)
+            if lane is None:
+                lane = len(lanes)
+                lanes.append(end)
+                tid += 1
+                lane_tids.append(tid)
+                label = name if lane == 0 else f"{name} ({lane + 1})"
+                events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": label}})
+                events.append(
+                    {"name": "thread_sort_index", "ph": "M", "pid": 1, "tid": tid, "args": {"sort_index": tid}}
+                )
+            lanes[lane] = end
+            track = lane_tids[lane]
             args = {k: v for k, v in _attempt_args(a).items() if v is not None}
             if a.submitted is not None:
                 wait_end = a.started if a.started is not None else end
-                complete(f"{name} #{n} waiting", "waiting", 1, tid, a.submitted, wait_end, args)
+                complete(f"{name} #{n} waiting", "waiting", 1, track, a.submitted, wait_end, args)
             if a.started is not None:
                 cat = a.capacity_type or "unknown"
-                complete(f"{name} #{n} {a.outcome or 'running'}", cat, 1, tid, a.started, end, args)
+                complete(f"{name} #{n} {a.outcome or 'running'}", cat, 1, track, a.started, end, args)
             if a.outcome == "evicted" and a.ended is not None:
                 events.append(
                     {
@@ -427,9 +451,12 @@ def trace(record: RunRecord, *, now: float | None = None) -> dict[str, Any]:
                         "s": "t",
                         "ts": _us(a.ended, t0),
                         "pid": 1,
-                        "tid": tid,
+                        "tid": track,
                     }
                 )
+        if not lane_tids:  # a cached step: an empty track, so every step has one
+            tid += 1
+            events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": name}})
     names = sorted({n.name for n in record.nodes or []})
     for tid, name in enumerate(names, start=1):
         events.append({"name": "thread_name", "ph": "M", "pid": 2, "tid": tid, "args": {"name": name}})
