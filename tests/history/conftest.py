@@ -2,6 +2,6 @@
 
 from tests.core.conftest import _isolated, _task_register, luigi_cfg
 
-pytest_plugins = ["gokart_k8s.testing.gcs"]
+pytest_plugins = ["gokart_k8s.testing.gcs", "gokart_k8s.testing.cluster"]
 
 __all__ = ["_isolated", "_task_register", "luigi_cfg"]

@@ -52,7 +52,7 @@ def pod(name: str, *, phase: str = "Pending", node: str | None = None, exit_code
 
 
 class Ended:
-    class kind:  # noqa: N801 - stands in for OutcomeKind
+    class kind:  # stands in for OutcomeKind
         value = "evicted"
 
     reason = "TerminationByKubelet"

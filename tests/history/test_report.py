@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -92,6 +93,6 @@ def test_the_trace_has_a_track_per_step_and_per_node_and_nothing_overlaps_on_a_t
             spans.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
     for track in spans.values():
         track.sort()
-        assert all(b[0] >= a[1] for a, b in zip(track, track[1:])), track
+        assert all(b[0] >= a[1] for a, b in itertools.pairwise(track)), track
     assert [e["cat"] for e in events if e["ph"] == "i"] == ["eviction"]
     assert data["displayTimeUnit"] == "ms" and data["otherData"]["run_id"] == "run-1"
