@@ -296,5 +296,6 @@ def _cmd_runs(args: argparse.Namespace, _rest: list[str]) -> int:
     if not runs:
         print(f"schedule {args.name!r} has no runs in namespace {namespace!r} yet.", file=sys.stderr)
         return 0
-    print(table(["JOB", "OUTCOME", "SCHEDULED", "STARTED", "DURATION", "BY"], [r.row() for r in runs]))
+    # A scheduled run's id is its driver Job's name (resolve_scheduled_argv): `gokart-k8s report RUN_ID`.
+    print(table(["RUN ID", "OUTCOME", "SCHEDULED", "STARTED", "DURATION", "BY"], [r.row() for r in runs]))
     return 0

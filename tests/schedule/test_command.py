@@ -188,6 +188,7 @@ def test_apply_list_trigger_runs_and_delete_against_a_cluster(
         assert main(["schedule", "runs", "nightly"]) == 0
         runs = capsys.readouterr().out
         assert "Running" in runs and "2026-11-01T03:00:00+09:00" in runs and "manual" in runs
+        assert runs.startswith("RUN ID")  # what `gokart-k8s report RUN_ID` opens
 
         assert main(["schedule", "delete", "nightly"]) == 0
         assert "cronjob/nightly deleted" in capsys.readouterr().out

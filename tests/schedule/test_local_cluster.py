@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gokart_k8s.cluster.schedules import ScheduleClient
+from gokart_k8s.history import load_record
+from gokart_k8s.history.store import open_store
 from gokart_k8s.localcluster import LocalCluster
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.scheduling import (
@@ -181,6 +183,10 @@ def test_the_cronjob_fires_and_a_lost_driver_is_replaced_by_one_that_adopts_the_
     assert env.marks() == {f"part-{day}-0": 1, f"part-{day}-1": 1, f"report-{day}": 1}
     # Both drivers labelled their steps with the same run id: the Job's name.
     assert {j["metadata"]["labels"]["gokart-k8s.io/run-id"] for j in step_jobs} == {job}
+    # ... and wrote one run record in the cache: the replacement continued the lost driver's.
+    record = load_record(open_store(env.cache), job)
+    assert (record.state, len(record.drivers)) == ("succeeded", 2)
+    assert sorted(s.family for s in record.steps if s.state == "succeeded") == ["DailyPart", "DailyPart", "DailyReport"]
 
 
 def test_a_missed_day_rerun_with_trigger_computes_that_day_and_runs_reports_it(env: Env) -> None:
