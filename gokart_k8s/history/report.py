@@ -52,7 +52,7 @@ _NOT_FAILURES = (None, "succeeded", "evicted", "abandoned")
 
 _LABEL_W = 190
 _PLOT_W = 860
-_ROW_H = 26
+_ROW_H = 30
 _BAR_H = 14
 _AXIS_H = 28
 
@@ -199,12 +199,14 @@ def timeline_svg(record: RunRecord, *, now: float | None = None) -> str:
                     f'fill="url(#lost)"><title>{_esc(f"work lost to the eviction: {_seconds(e - b)}")}</title></rect>'
                 )
             if a.outcome == "evicted" and a.ended is not None:
-                cx, cy, r = x(a.ended), top + _BAR_H / 2, 7
-                cross = f"M{cx - r},{cy - r}L{cx + r},{cy + r}M{cx - r},{cy + r}L{cx + r},{cy - r}"
+                # A red flag: a line through the bar at the moment of the eviction, a triangle above it.
+                ex = x(a.ended)
                 out.append(
                     f'<g class="mark evicted"><title>evicted{_esc(" (" + a.reason + ")" if a.reason else "")}</title>'
-                    f'<path d="{cross}" stroke="#ffffff" stroke-width="6"/>'
-                    f'<path d="{cross}" stroke="{COLOURS["evicted"]}" stroke-width="3"/></g>'
+                    f'<line x1="{ex}" y1="{top - 3}" x2="{ex}" y2="{top + _BAR_H + 2}" '
+                    f'stroke="{COLOURS["evicted"]}" stroke-width="2"/>'
+                    f'<path d="M{ex - 6},{top - 10}L{ex + 6},{top - 10}L{ex},{top - 2}Z" '
+                    f'fill="{COLOURS["evicted"]}"/></g>'
                 )
             elif a.outcome not in _NOT_FAILURES and a.ended is not None:
                 ex = x(a.ended)
@@ -269,7 +271,7 @@ svg .node-end { fill: #d62728; }
 .legend { margin: 8px 0 18px; color: #333; }
 .legend i { display: inline-block; width: 22px; height: 11px; margin: 0 5px 0 14px; vertical-align: -1px; }
 table { border-collapse: collapse; margin-top: 6px; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e3e5e8; text-align: left; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e5e8; text-align: left; white-space: nowrap; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.totals td { font-weight: 600; border-top: 2px solid #999; }
 """
@@ -302,7 +304,7 @@ def _legend() -> str:
         (f"background:{COLOURS[None]}", "capacity unknown"),
         ("background:#fff;border:1px dashed #777", "waiting for a node"),
         ("background:repeating-linear-gradient(45deg,#7a0000 0 3px,#e8891c 3px 6px)", "work lost to an eviction"),
-        (f"background:linear-gradient(45deg,transparent 40%,{COLOURS['evicted']} 40% 60%,transparent 60%)", "eviction"),
+        (f"background:{COLOURS['evicted']};width:12px;clip-path:polygon(0 0,100% 0,50% 100%)", "eviction"),
         (f"background:{COLOURS['failed']};width:5px", "failure"),
     ]
     return '<div class="legend">' + "".join(f'<i style="{s}"></i>{_esc(t)}' for s, t in items) + "</div>"

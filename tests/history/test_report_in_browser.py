@@ -168,5 +168,3 @@ def test_the_chaos_rehearsals_report_shows_a_row_per_step_a_bar_per_attempt_and_
     assert colours[rgb(COLOURS["spot"])] > 500
     assert colours[rgb(COLOURS["on-demand"])] > 500
     assert colours[rgb(COLOURS["evicted"])] > 20
-    if os.environ.get("GOKART_K8S_KEEP_SCREENSHOT"):
-        shutil.copy(shot, os.environ["GOKART_K8S_KEEP_SCREENSHOT"])
