@@ -111,3 +111,17 @@ def test_an_inline_attempt_is_the_step_from_running_to_its_end(store: RecordStor
     (attempt,) = load_record(store, "inline-run").steps[0].attempts
     assert attempt.outcome == "failed" and attempt.reason == "RuntimeError: boom"
     assert attempt.started is not None and attempt.ended is not None and attempt.pod is None
+
+
+def test_a_pod_that_never_ran_ends_abandoned_when_its_step_moves_to_a_new_job(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "ws"))
+    spec = make_spec(family="Train")
+    rec = recorder(store, "moved")
+    rec.start({"backend": "kubernetes"}, [{"unique_id": spec.unique_id, "family": "Train"}])
+    rec.pod_seen(spec, pod("train-x"))  # Pending on Spot, never scheduled
+    rec.pod_seen(spec, pod("train-od-y", phase="Running", node="od-0"))  # the on-demand Job's pod
+    rec.finish("running")
+    attempts = {a.job: a for a in load_record(store, "moved").steps[0].attempts}
+    assert (attempts["train"].outcome, attempts["train"].started) == ("abandoned", None)
+    assert attempts["train"].ended is not None
+    assert (attempts["train-od"].outcome, attempts["train-od"].ended) == (None, None)
