@@ -98,6 +98,7 @@ class LocalStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for everyone who can read the cache
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
