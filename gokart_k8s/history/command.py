@@ -57,8 +57,20 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def runs_table(records: list[RunRecord]) -> str:
+#: A running record with no event for this long most likely lost its driver (a driver writes every second).
+SILENT_SECONDS = 300.0
+
+
+def run_state(record: RunRecord, now: float) -> str:
+    """The record's state; a ``running`` one whose drivers went silent says for how long."""
+    if record.state == "running" and record.updated is not None and now - record.updated > SILENT_SECONDS:
+        return f"running? (silent {_duration(now - record.updated)})"
+    return record.state
+
+
+def runs_table(records: list[RunRecord], *, now: float | None = None) -> str:
     """The ``gokart-k8s runs`` table."""
+    now = time.time() if now is None else now
     header = ("RUN", "ROOT", "STARTED", "DURATION", "STATE", "DONE", "FAILED", "EVICTIONS", "REDONE", "COST")
     rows = [header]
     for record in records:
@@ -70,7 +82,7 @@ def runs_table(records: list[RunRecord]) -> str:
                 str(record.root.get("family") or "-"),
                 started,
                 _duration(t.duration),
-                record.state,
+                run_state(record, now),
                 f"{t.done}/{t.steps}",
                 str(t.failed),
                 str(t.evictions),

@@ -84,3 +84,14 @@ def test_a_rehearsal_on_a_gs_cache_writes_its_record_into_the_bucket(gcs_bucket:
     assert {n.name for n in record.nodes or []} == {a.node for a in attempts}
     assert main(["runs", "--workspace", workspace]) == 0
     assert "on-gcs" in capsys.readouterr().out
+
+
+def test_a_running_record_whose_driver_went_silent_says_so() -> None:
+    from gokart_k8s.history.command import runs_table
+    from gokart_k8s.history.record import RunRecord
+
+    live = RunRecord(run_id="live", start=1000.0, updated=1990.0, state="running")
+    dead = RunRecord(run_id="dead", start=1000.0, updated=1100.0, state="running")
+    table = runs_table([live, dead], now=2000.0).splitlines()
+    assert "running" in table[1] and "silent" not in table[1]
+    assert "running? (silent 15:00)" in table[2]
