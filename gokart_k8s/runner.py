@@ -94,17 +94,7 @@ def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pro
     recorder = _open_recorder(roots, plan, options)
     state = "interrupted"
     try:
-        if options.backend == "inline":
-            from gokart_k8s.inline import run_inline
-
-            if recorder is not None:
-                progress.observers.append(recorder)
-            complete = {r.step.task.task_id for r in plan.rows if r.cached}
-            ok = True
-            for root in roots:
-                ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
-        else:
-            ok = _run_on_cluster(plan, options, progress, recorder)
+        ok = _execute(roots, plan, options, progress, recorder)
         state = "succeeded" if ok else ("interrupted" if getattr(recorder, "interrupted", False) else "failed")
         return ok
     finally:
@@ -112,6 +102,20 @@ def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pro
             report = recorder.finish(state)
             if report:
                 progress.notes.append(f"run {recorder.run_id}: report {report}")
+
+
+def _execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any) -> bool:
+    if options.backend == "inline":
+        from gokart_k8s.inline import run_inline
+
+        if recorder is not None:
+            progress.observers.append(recorder)
+        complete = {r.step.task.task_id for r in plan.rows if r.cached}
+        ok = True
+        for root in roots:
+            ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
+        return ok
+    return _run_on_cluster(plan, options, progress, recorder)
 
 
 def _open_recorder(roots: Sequence[Any], plan: Plan, options: RunOptions) -> Any:
