@@ -242,8 +242,15 @@ def fold(run_id: str, events: Iterable[Mapping[str, Any]]) -> RunRecord:
     """The record of ``run_id`` from its events, in any order, from any number of drivers."""
     record = RunRecord(run_id=run_id)
     ordered = sorted(events, key=lambda e: (float(e.get("t") or 0.0), str(e.get("d") or ""), int(e.get("n") or 0)))
+    steps: dict[str, StepRecord] = {}
+
+    def step_of(unique_id: str) -> StepRecord:
+        if unique_id not in steps:
+            steps[unique_id] = record.step(unique_id)
+        return steps[unique_id]
+
     for event in ordered:
-        _apply(record, event)
+        _apply(record, event, step_of)
     _settle(record)
     return record
 
@@ -257,7 +264,7 @@ def _driver(record: RunRecord, driver_id: str) -> DriverLife:
     return new
 
 
-def _apply(record: RunRecord, event: Mapping[str, Any]) -> None:
+def _apply(record: RunRecord, event: Mapping[str, Any], step_of: Callable[[str], StepRecord]) -> None:
     kind = event.get("type")
     t = float(event.get("t") or 0.0)
     driver = _driver(record, str(event.get("d") or "?"))
@@ -278,13 +285,13 @@ def _apply(record: RunRecord, event: Mapping[str, Any]) -> None:
         if run.get("nodes_known") and record.nodes is None:
             record.nodes = []
         for facts in event.get("steps") or []:
-            step = record.step(str(facts["unique_id"]))
+            step = step_of(str(facts["unique_id"]))
             cached = bool(facts.get("cached"))
             _merge(step, {k: v for k, v in facts.items() if k not in ("cached", "attempts", "state")})
             if first:
                 step.cached = cached
     elif kind == "state":
-        step = record.step(str(event["step"]))
+        step = step_of(str(event["step"]))
         state = str(event.get("state") or "")
         if state == "cached" and (step.attempts or step.state != "pending"):
             # A later driver found the output this run's own attempts wrote: the run did it.
@@ -292,7 +299,7 @@ def _apply(record: RunRecord, event: Mapping[str, Any]) -> None:
         step.state = state
         step.detail = str(event.get("detail") or "")
     elif kind == "attempt":
-        step = record.step(str(event["step"]))
+        step = step_of(str(event["step"]))
         attempt = step.attempt(str(event["uid"]))
         if attempt.driver is None:
             attempt.driver = driver.id

@@ -139,7 +139,9 @@ class RunRecorder:
         self._thread: threading.Thread | None = None
         # What has been said of each attempt (by uid), so each fact is emitted once, when first known.
         self._known: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, set[str]] = {}  # step unique id -> uids of its attempts not yet ended
         self._inline_open: dict[str, str] = {}
+        self._inline_attempts: dict[str, int] = {}
         self._list_nodes: Callable[[], list[dict[str, Any]]] | None = None
         self._nodes: dict[str, dict[str, Any]] = {}  # name -> node object (last listing)
         self._node_uids_alive: dict[str, str] = {}  # uid -> name, of recorded nodes seen alive
@@ -161,6 +163,7 @@ class RunRecorder:
                 if a.ended is None:
                     known = {k: v for k, v in dataclasses.asdict(a).items() if v is not None}
                     self._known[a.uid] = {**known, "_step": step.unique_id}
+                    self._open.setdefault(step.unique_id, set()).add(a.uid)
         self._emit(
             "driver",
             driver={"id": self.driver_id, "host": socket.gethostname(), "pid": os.getpid()},
@@ -211,8 +214,9 @@ class RunRecorder:
         elif state in DONE_STATES:
             # Attempts the driver gave up on without a final pod state (Job deleted): close them.
             now = self.clock()
-            for pod_uid, known in list(self._known.items()):
-                if known.get("_step") == uid and known.get("ended") is None:
+            for pod_uid in sorted(self._open.get(uid, ())):
+                known = self._known[pod_uid]
+                if known.get("ended") is None:
                     ran = known.get("started") is not None
                     outcome = "succeeded" if state == "succeeded" and ran else "abandoned"
                     self._attempt(uid, pod_uid, {"ended": now, "outcome": outcome, "reason": detail or state})
@@ -271,17 +275,18 @@ class RunRecorder:
             if not new:
                 return
             known.update(new)
+            still_open = self._open.setdefault(step, set())
+            if known.get("ended") is None:
+                still_open.add(uid)
+            else:
+                still_open.discard(uid)
         self._emit("attempt", step=step, uid=uid, **new)
 
     def _abandon_other_jobs(self, step: str, job: str, now: float) -> None:
         """A pod of a new Job of the step: attempts of its earlier Jobs that never ended were
         deleted with their Job (the driver moved the step to on-demand capacity, or resubmitted it)."""
         with self._lock:
-            stale = [
-                uid
-                for uid, known in self._known.items()
-                if known.get("_step") == step and known.get("job") not in (None, job) and known.get("ended") is None
-            ]
+            stale = [uid for uid in sorted(self._open.get(step, ())) if self._known[uid].get("job") not in (None, job)]
         for uid in stale:
             self._attempt(step, uid, {"ended": now, "outcome": "abandoned", "reason": "its Job was replaced"})
 
@@ -289,7 +294,8 @@ class RunRecorder:
         uid = spec.unique_id
         now = self.clock()
         if state == "running" and uid not in self._inline_open:
-            attempt_uid = f"inline-{uid[:12]}-{len([k for k in self._known if k.startswith('inline-' + uid[:12])])}"
+            n = self._inline_attempts[uid] = self._inline_attempts.get(uid, 0) + 1
+            attempt_uid = f"inline-{uid[:12]}-{n}"
             self._inline_open[uid] = attempt_uid
             facts: dict[str, Any] = {"node": socket.gethostname(), "submitted": now, "started": now}
             if uid in self.checkpoints:
