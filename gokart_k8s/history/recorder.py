@@ -147,6 +147,7 @@ class RunRecorder:
         self._node_uids_alive: dict[str, str] = {}  # uid -> name, of recorded nodes seen alive
         self._node_names: set[str] = set()  # nodes that hosted an attempt of this run
         self._last_node_poll = 0.0
+        self._nodes_wanted = False
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -263,8 +264,7 @@ class RunRecorder:
         }
         self.pod_seen(spec, pod, deleted=True)  # an ended pod: ended is now at the latest
         self._attempt(spec.unique_id, pod_uid, facts)
-        with self._lock:
-            self._last_node_poll = 0.0  # a node may be going away with it: look at the next tick
+        self._nodes_wanted = True  # a node may be going away with it: look soon (at most every 2 s)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -347,7 +347,7 @@ class RunRecorder:
             if self._stop.is_set():
                 break
             try:
-                self._poll_nodes()
+                self._poll_nodes(2.0 if self._nodes_wanted else None)
                 self._flush()
                 if self._dirty and self.clock() - last_snapshot >= self.snapshot_seconds:
                     last_snapshot = self.clock()
@@ -366,6 +366,7 @@ class RunRecorder:
             if self._last_node_poll and now - self._last_node_poll < interval:
                 return
             self._last_node_poll = now
+            self._nodes_wanted = False
         try:
             nodes = list_nodes()
         except Exception as exc:
