@@ -116,10 +116,12 @@ class LocalStore:
 
 class GCSStore:
     def __init__(self, location: str) -> None:
-        from gokart_k8s.cache.gcs import GCSFileSystem, gcs_filesystem  # GCS libraries only for gs://
+        from gokart_k8s.cache.gcs import GCSFileSystem  # GCS libraries only for gs://
 
         self.location = location.rstrip("/")
-        self.fs = gcs_filesystem()
+        # Its own client, made as gokart's is (make_storage_client: emulator, key, or Workload
+        # Identity), from the environment of the moment rather than one cached earlier.
+        self.fs = GCSFileSystem()
         # The snapshot and report are rewritten: a second filesystem on the same client, for which
         # every path is last-writer-wins instead of create-only.
         self._rewriting = GCSFileSystem(self.fs.storage_client, rewritable=lambda path: True)

@@ -13,6 +13,7 @@ from gokart_k8s.cli import main
 from gokart_k8s.history import load_record
 from gokart_k8s.history.store import open_store
 
+pytest_plugins = ["gokart_k8s.testing.gcs"]
 pytestmark = pytest.mark.timeout(240)
 
 

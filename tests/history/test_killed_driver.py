@@ -21,6 +21,7 @@ from gokart_k8s.testing.gcs import FakeGCSServer
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples.ml_pipeline.pipeline.Report"
 
+pytest_plugins = ["gokart_k8s.testing.cluster", "gokart_k8s.testing.gcs"]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 

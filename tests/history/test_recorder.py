@@ -15,6 +15,7 @@ from gokart_k8s.steps import StepSpec
 from gokart_k8s.testing.cluster import wait_for
 from tests.planning.specimens import make_spec
 
+pytest_plugins = ["gokart_k8s.testing.gcs"]
 pytestmark = pytest.mark.timeout(120)
 
 
