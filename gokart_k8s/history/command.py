@@ -11,14 +11,16 @@ The workspace defaults to ``[TaskOnKart] workspace_directory`` (the cache the ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from gokart_k8s.errors import GokartK8sError
+from gokart_k8s.errors import CacheError, GokartK8sError
 from gokart_k8s.history import RecordNotFoundError, list_records, load_record
-from gokart_k8s.history.record import RunRecord, totals
+from gokart_k8s.history.record import RunRecord, silent_for, totals
 from gokart_k8s.history.report import render_html, trace_json
 from gokart_k8s.history.store import RecordStore, open_store
 
@@ -41,12 +43,26 @@ def register(subparsers: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> RecordStore:
-    from gokart_k8s.workspace import prepare, workspace_directory
+    from gokart_k8s.workspace import workspace_directory
 
-    workspace = args.workspace or workspace_directory()
-    if "://" in workspace:
-        prepare(workspace)
-    return open_store(workspace)
+    # No cache preflight: it writes a probe object, and reading records needs only read access
+    # (an on-call engineer may hold just roles/storage.objectViewer).
+    return open_store(args.workspace or workspace_directory())
+
+
+@contextlib.contextmanager
+def _reading(store: RecordStore) -> Iterator[None]:
+    """Turn a failure to read the records (no bucket, no credentials, no permission) into one message."""
+    try:
+        yield
+    except GokartK8sError:
+        raise
+    except Exception as exc:
+        raise CacheError(
+            f"Cannot read the run records at {store.location}: {exc}. Check --workspace (or "
+            "[TaskOnKart] workspace_directory) and that your credentials may read the bucket "
+            "(roles/storage.objectViewer)."
+        ) from exc
 
 
 def _duration(seconds: float | None) -> str:
@@ -57,15 +73,10 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-#: A running record with no event for this long most likely lost its driver (a driver writes every second).
-SILENT_SECONDS = 300.0
-
-
 def run_state(record: RunRecord, now: float) -> str:
     """The record's state; a ``running`` one whose drivers went silent says for how long."""
-    if record.state == "running" and record.updated is not None and now - record.updated > SILENT_SECONDS:
-        return f"running? (silent {_duration(now - record.updated)})"
-    return record.state
+    silent = silent_for(record, now)
+    return record.state if silent is None else f"running? (silent {_duration(silent)})"
 
 
 def runs_table(records: list[RunRecord], *, now: float | None = None) -> str:
@@ -96,7 +107,8 @@ def runs_table(records: list[RunRecord], *, now: float | None = None) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _store(args)
-    records = list_records(store)
+    with _reading(store):
+        records = list_records(store)
     if not records:
         print(f"no recorded runs in {store.location}", file=sys.stderr)
         return 0
@@ -107,15 +119,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = args.run_id
-    if run_id == "latest":
-        records = list_records(store)
-        if not records:
-            raise RecordNotFoundError(
-                f"There are no recorded runs in {store.location}: run a pipeline first, or pass --workspace."
-            )
-        run_id = records[0].run_id
-    record = load_record(store, run_id)
+    with _reading(store):
+        if run_id == "latest":
+            records = list_records(store)
+            if not records:
+                raise RecordNotFoundError(
+                    f"There are no recorded runs in {store.location}: run a pipeline first, or pass --workspace."
+                )
+            run_id = records[0].run_id
+        record = load_record(store, run_id)
     now = time.time()
+    if silent_for(record, now) is not None and record.updated is not None:
+        now = record.updated  # its driver died: draw what is known, not hours of nothing since
     if args.format == "json":
         text = json.dumps(record.to_dict(), indent=1)
     elif args.format == "trace":

@@ -48,6 +48,7 @@ __all__ = [
     "fold",
     "lost_work",
     "price",
+    "silent_for",
     "step_summary",
     "totals",
 ]
@@ -355,6 +356,17 @@ def price(record: RunRecord, pricer: Callable[[Attempt], float | None]) -> RunRe
 
 
 # --- what a reader wants to know ---------------------------------------------------------------
+
+#: A running record with no event for this long most likely lost its driver (a live driver
+#: flushes every second and lists nodes every few seconds).
+SILENT_SECONDS = 300.0
+
+
+def silent_for(record: RunRecord, now: float) -> float | None:
+    """Seconds since a ``running`` record last heard from a driver, if that is suspiciously long."""
+    if record.state != "running" or record.updated is None or now - record.updated <= SILENT_SECONDS:
+        return None
+    return now - record.updated
 
 
 def lost_work(step: StepRecord) -> list[tuple[Attempt, float, float]]:

@@ -96,3 +96,9 @@ def test_a_running_record_whose_driver_went_silent_says_so() -> None:
     table = runs_table([live, dead], now=2000.0).splitlines()
     assert "running" in table[1] and "silent" not in table[1]
     assert "running? (silent 15:00)" in table[2]
+
+
+def test_records_in_a_bucket_that_does_not_exist_are_one_clear_error(gcs_bucket: str, capsys: Any) -> None:
+    assert main(["runs", "--workspace", f"gs://{gcs_bucket}-missing/ws"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot read the run records at gs://" in err and "Traceback" not in err
