@@ -129,6 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             run_id = records[0].run_id
         record = load_record(store, run_id)
     now = time.time()
+    state = run_state(record, now)
     if silent_for(record, now) is not None and record.updated is not None:
         now = record.updated  # its driver died: draw what is known, not hours of nothing since
     if args.format == "json":
@@ -136,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "trace":
         text = trace_json(record, now=now)
     else:
-        text = render_html(record, now=now)
+        text = render_html(record, now=now, state=state)
     output = args.output or ("report.html" if args.format == "html" else None)
     if output is None or output == "-":
         print(text)

@@ -267,7 +267,7 @@ svg .separator { stroke: #999; }
 svg .section { font-weight: 600; fill: #555; }
 svg .note { fill: #666; font-style: italic; }
 svg .node-life { fill-opacity: 0.45; }
-svg .node-end { fill: #d62728; }
+svg .node-end { fill: #444444; }
 .legend { margin: 8px 0 18px; color: #333; }
 .legend i { display: inline-block; width: 22px; height: 11px; margin: 0 5px 0 14px; vertical-align: -1px; }
 table { border-collapse: collapse; margin-top: 6px; }
@@ -347,14 +347,15 @@ def _drivers(record: RunRecord) -> str:
     return f"<h2>Drivers</h2><ul id=drivers>{items}</ul>"
 
 
-def render_html(record: RunRecord, *, now: float | None = None) -> str:
-    """The whole report page; ``now`` extends the bars of a run still going (or whose driver died)."""
+def render_html(record: RunRecord, *, now: float | None = None, state: str | None = None) -> str:
+    """The whole report page; ``now`` extends the bars of a run still going; ``state`` replaces the
+    record's own word (``running? (silent 2:03:00)`` for a record whose driver died)."""
     t = totals(record, now=now)
     root = record.root.get("family") or "?"
     params = ", ".join(f"{k}={v}" for k, v in sorted((record.root.get("params") or {}).items()))
     meta = [
         ("run", record.run_id),
-        ("state", record.state),
+        ("state", state or record.state),
         ("started", _clock(record.start)),
         ("duration", _seconds(t.duration)),
         ("backend", record.backend),

@@ -102,3 +102,16 @@ def test_records_in_a_bucket_that_does_not_exist_are_one_clear_error(gcs_bucket:
     assert main(["runs", "--workspace", f"gs://{gcs_bucket}-missing/ws"]) == 2
     err = capsys.readouterr().err
     assert "Cannot read the run records at gs://" in err and "Traceback" not in err
+
+
+def test_the_report_of_a_run_whose_driver_died_says_so_and_ends_at_its_last_news(tmp_path: Path, capsys: Any) -> None:
+    from gokart_k8s.history import RunRecorder
+
+    store = open_store(str(tmp_path / "resources"))
+    old = RunRecorder(store, "dead", clock=lambda: 1_000_000.0, render=None)
+    old.start({"backend": "kubernetes", "root": {"family": "Nightly"}}, [])
+    old._flush()
+    old._stop.set()  # killed: never finishes
+    assert main(["report", "dead", "-o", str(tmp_path / "dead.html")]) == 0
+    page = (tmp_path / "dead.html").read_text()
+    assert "running? (silent" in page and "duration: <b>0.0 s</b>" in page
