@@ -306,6 +306,7 @@ def _legend() -> str:
         ("background:repeating-linear-gradient(45deg,#7a0000 0 3px,#e8891c 3px 6px)", "work lost to an eviction"),
         (f"background:{COLOURS['evicted']};width:12px;clip-path:polygon(0 0,100% 0,50% 100%)", "eviction"),
         (f"background:{COLOURS['failed']};width:5px", "failure"),
+        ("background:#444444;width:3px", "node went away (nodes rows)"),
     ]
     return '<div class="legend">' + "".join(f'<i style="{s}"></i>{_esc(t)}' for s, t in items) + "</div>"
 
