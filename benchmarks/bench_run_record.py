@@ -91,7 +91,7 @@ def main() -> None:
         page = render_html(record)
         calls = args.steps * (2 + 3 * args.attempts)
         print(f"run of {args.steps} steps x {args.attempts} attempts ({calls} hook calls from the driver)")
-        print(f"  hook calls in the driver's thread: {hooks * 1000:8.1f} ms ({hooks / calls * 1e6:.1f} µs per call)")
+        print(f"  hook calls in the driver thread:   {hooks * 1000:8.1f} ms ({hooks / calls * 1e6:.1f} µs per call)")
         print(f"  events written: {lines} lines, {size / 1024:.0f} KiB")
         print(f"  fold the record from its events:  {fold_s * 1000:8.1f} ms")
         print(f"  render the HTML report:           {html_s * 1000:8.1f} ms ({len(page) / 1024:.0f} KiB)")
