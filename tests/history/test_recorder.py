@@ -126,3 +126,40 @@ def test_a_pod_that_never_ran_ends_abandoned_when_its_step_moves_to_a_new_job(tm
     assert (attempts["train"].outcome, attempts["train"].started) == ("abandoned", None)
     assert attempts["train"].ended is not None
     assert (attempts["train-od"].outcome, attempts["train-od"].ended) == (None, None)
+
+
+class BrokenStore:
+    """A cache that refuses every write (full disk, revoked permission)."""
+
+    location = "/nowhere"
+
+    def run_ids(self) -> list[str]:
+        return []
+
+    def append_events(self, run_id: str, driver: str, sequence: int, data: bytes) -> None:
+        raise OSError("No space left on device")
+
+    def read_events(self, run_id: str) -> list[bytes]:
+        return []
+
+    def write(self, run_id: str, name: str, data: bytes) -> str:
+        raise OSError("No space left on device")
+
+    def read(self, run_id: str, name: str) -> bytes | None:
+        return None
+
+    def path(self, run_id: str, name: str) -> str:
+        return f"/nowhere/{run_id}/{name}"
+
+
+def test_a_cache_that_cannot_be_written_costs_one_warning_never_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = make_spec(family="Train")
+    rec = RunRecorder(BrokenStore(), "r", flush_seconds=0.01, render=lambda r: "<html>")
+    rec.start({"backend": "kubernetes"}, [{"unique_id": spec.unique_id, "family": "Train"}])
+    rec.pod_seen(spec, pod("train-a", phase="Running", node="n"))
+    rec.step_state(spec, "succeeded")
+    assert rec.finish("succeeded") is None
+    err = capsys.readouterr().err
+    assert err.count("could not write") == 1 and "No space left on device" in err
+    # What it could not write is still known to this driver.
+    assert rec.record().steps[0].state == "succeeded"
