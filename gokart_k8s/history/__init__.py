@@ -17,6 +17,7 @@ and closes it after the last, whatever happened in between.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -52,8 +53,6 @@ def load_record(store: RecordStore, run_id: str) -> RunRecord:
     events = list(parse_events(store.read_events(run_id)))
     if events:
         return fold(run_id, events)
-    import json
-
     data = store.read(run_id, SNAPSHOT)
     if data is None:
         raise RecordNotFoundError(
@@ -65,8 +64,6 @@ def load_record(store: RecordStore, run_id: str) -> RunRecord:
 
 def list_records(store: RecordStore) -> list[RunRecord]:
     """Every run's snapshot, newest first; a run with events but no snapshot yet is folded."""
-    import json
-
     records = []
     for run_id in store.run_ids():
         data = store.read(run_id, SNAPSHOT)
