@@ -82,6 +82,8 @@ def test_a_rehearsal_on_a_gs_cache_writes_its_record_into_the_bucket(gcs_bucket:
     assert record.state == "succeeded" and record.backend == "local-cluster"
     attempts = [a for s in record.steps for a in s.attempts]
     assert len(attempts) == 3 and all(a.node and a.pool and a.outcome == "succeeded" for a in attempts)
+    # Seen live by the driver's watch: times finer than the API's whole seconds.
+    assert any(a.submitted is not None and a.submitted % 1 for a in attempts)
     assert {n.name for n in record.nodes or []} == {a.node for a in attempts}
     assert main(["runs", "--workspace", workspace]) == 0
     assert "on-gcs" in capsys.readouterr().out
