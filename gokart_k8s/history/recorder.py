@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gokart_k8s.history.observe import attempt_facts, node_facts
-from gokart_k8s.history.record import DONE_STATES, RunRecord, fold
+from gokart_k8s.history.record import DONE_STATES, Attempt, RunRecord, fold, price
 from gokart_k8s.history.store import REPORT, SNAPSHOT, RecordStore, parse_events
 
 __all__ = ["RunRecorder", "step_facts"]
@@ -112,6 +112,7 @@ class RunRecorder:
         snapshot_seconds: float = 5.0,
         node_poll_seconds: float = 10.0,
         render: Callable[[RunRecord], str] | None = None,
+        pricer: Callable[[Attempt], float | None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -122,6 +123,8 @@ class RunRecorder:
         self.snapshot_seconds = snapshot_seconds
         self.node_poll_seconds = node_poll_seconds
         self.render = render
+        #: Prices each attempt for the snapshot and the report (gokart_k8s.cost); None: costs stay null.
+        self.pricer = pricer
         #: Set by the runner when the driver stopped on Ctrl-C (the record says "interrupted").
         self.interrupted = False
         self.driver_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -203,7 +206,8 @@ class RunRecorder:
         """The run's record as this driver knows it now (earlier drivers' events included)."""
         with self._lock:
             events = self._earlier + self._mine + self._pending
-        return fold(self.run_id, events)
+        record = fold(self.run_id, events)
+        return record if self.pricer is None else price(record, self.pricer)
 
     # --- what the run tells ----------------------------------------------------------------------
 

@@ -163,3 +163,14 @@ def test_a_cache_that_cannot_be_written_costs_one_warning_never_the_run(capsys: 
     assert err.count("could not write") == 1 and "No space left on device" in err
     # What it could not write is still known to this driver.
     assert rec.record().steps[0].state == "succeeded"
+
+
+def test_a_pricer_fills_the_costs_of_the_snapshot(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "ws"))
+    spec = make_spec(family="Train")
+    rec = RunRecorder(store, "priced", render=None, pricer=lambda a: 0.5 if a.capacity_type == "spot" else None)
+    rec.start({"backend": "kubernetes"}, [{"unique_id": spec.unique_id, "family": "Train"}])
+    rec.pod_seen(spec, pod("train-a", phase="Running", node="n"))
+    rec.finish("succeeded")
+    snapshot = json.loads(store.read("priced", "record.json") or b"{}")
+    assert snapshot["cost"] == 0.5 and snapshot["steps"][0]["attempts"][0]["cost"] == 0.5
