@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gokart_k8s.errors import GokartK8sError
@@ -85,6 +85,7 @@ def open_recorder(
     image: str | None,
     profile: Any | None = None,
     node_poll_seconds: float = 10.0,
+    pricer: Callable[[Attempt], float | None] | None = None,
 ) -> RunRecorder:
     """Start recording run ``run_id`` of ``plan`` (continuing its record if a driver wrote one)."""
     from gokart_k8s.cache.checkpoints import checkpoint_location
@@ -104,6 +105,7 @@ def open_recorder(
         checkpoints=checkpoints,
         node_poll_seconds=node_poll_seconds,
         render=lambda record: render_html(record, now=time.time()),
+        pricer=pricer,
     )
     root = roots[0] if roots else None
     run = {
