@@ -39,6 +39,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workspace", help="the cache location (overrides [TaskOnKart] workspace_directory), e.g. gs://bucket/prefix"
     )
+    parser.add_argument(
+        "--code-package",
+        choices=("auto", "off"),
+        help="ship the code and config as a code package (auto) or use the image's (off); "
+        "overrides [gokart_k8s] code_package",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -133,6 +139,8 @@ def _settings(args: argparse.Namespace) -> Any:
         changes["platform"] = platform
     if getattr(args, "image", None):
         changes["image"] = args.image
+    if getattr(args, "code_package", None):
+        changes["code_package"] = args.code_package
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
@@ -169,6 +177,13 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
         raise PlanError(plan.problems, consequence=NOTHING_WRITTEN)
     settings = plan.settings
     env = {WORKSPACE_ENV: plan.workspace}
+    from gokart_k8s.runner import code_package
+
+    # The manifests name the package by hash, so it is stored now (create-only, content-addressed).
+    package = code_package(plan, "kubernetes")
+    if package is not None:
+        print(package.describe(), file=sys.stderr)
+        env.update(package.env())
     paths = render_steps(
         [s.spec for s in plan.steps],
         settings,
@@ -183,10 +198,13 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.codepackage.pod import activate_from_environment
     from gokart_k8s.progress import ProgressDisplay
     from gokart_k8s.runner import RunOptions, execute
     from gokart_k8s.scheduling.dates import resolve_scheduled_argv
 
+    # A scheduled driver pod runs the code package its CronJob pins, like its step pods.
+    activate_from_environment()
     # In a scheduled run (the driver pod of a CronJob), bind {scheduled_date} and friends, and take
     # the run id from the driver's Job so a replacement driver adopts the same step Jobs.
     try:

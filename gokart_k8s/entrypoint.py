@@ -8,7 +8,10 @@
 The same argv is used by the rehearsal (each step in its own process on the local cluster) and by
 a real cluster, so a rehearsal proves the remote path. The command
 
-1. imports ``--module`` so the task class registers with luigi (the image must contain it);
+1. with ``GOKART_K8S_CODE_URL`` set, downloads the run's code package, refuses it (exit
+   ``EXIT_CODE_SKEW``) unless its sha256 is ``GOKART_K8S_CODE_SHA256``, and puts its code and
+   config first (:mod:`gokart_k8s.codepackage.pod`); then imports ``--module`` so the task class
+   registers with luigi (from the package, else from the image);
 2. rebuilds the task from ``--family`` and ``--params`` (JSON of luigi's string parameters --
    never pickle);
 3. **refuses to run** if the task's ``make_unique_id()`` differs from ``--unique-id``: the image
@@ -62,6 +65,15 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> i
 
     if "" not in sys.path:
         sys.path.insert(0, "")
+    from gokart_k8s.codepackage.pod import activate_from_environment
+    from gokart_k8s.errors import CodePackageError
+
+    try:
+        # The run's code package (when the driver sent one) goes first on sys.path, and its luigi
+        # config in force, before the step's module is imported.
+        activate_from_environment()
+    except CodePackageError as exc:
+        return _fail(str(exc), EXIT_CODE_SKEW)
     try:
         importlib.import_module(module)
     except Exception as exc:

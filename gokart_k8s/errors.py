@@ -13,7 +13,8 @@ The tree::
     ├── CodeSkewError                   the image computes another unique id than the driver did
     ├── StepFailedError                 a step failed permanently (exit code, reason, advice)
     ├── StepEvictedError                a step was evicted or preempted (retryable, never the user's fault)
-    └── CacheError                      the cache (GCS bucket or local directory) cannot be used
+    ├── CacheError                      the cache (GCS bucket or local directory) cannot be used
+    └── CodePackageError                the code package is too large, missing, or not what was packed
 
 Messages follow one formula: *what* (the step, class or field), *why* (the rule), and *what to
 change*. Client-library errors are chained as ``__cause__``, never swallowed.
@@ -83,3 +84,7 @@ class StepEvictedError(GokartK8sError):
 
 class CacheError(GokartK8sError):
     """The cache cannot be used: missing bucket, no credentials, permission denied, bad path."""
+
+
+class CodePackageError(GokartK8sError):
+    """The code package cannot be built (too large), stored, found, or trusted (hash mismatch)."""

@@ -179,6 +179,12 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     if options.logs:
         log_sink = lambda family, line: progress.log(f"[{family}] {line}")  # noqa: E731
 
+    package = code_package(plan, options.backend)
+    env = pod_env(plan, run_id)
+    if package is not None:
+        progress.log(package.describe())
+        env.update(package.env())
+
     def drive(api: Any, image: str, on_interrupt: str) -> bool:
         api.check_access(settings.namespace)
         if recorder is not None:
@@ -189,7 +195,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             api,
             run_id=run_id,
             image=image,
-            env=pod_env(plan, run_id),
+            env=env,
             profile=profile,
             progress=progress,
             log_sink=log_sink,
@@ -221,6 +227,11 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     rehearsal_env = {"PYTHONPATH": os.pathsep.join(_import_roots(plan))}
     if os.environ.get("LUIGI_CONFIG_PATH"):
         rehearsal_env["LUIGI_CONFIG_PATH"] = os.path.abspath(os.environ["LUIGI_CONFIG_PATH"])
+    if package is not None:
+        # With a code package, pods start as on a real cluster: in an empty working directory, with
+        # only gokart_k8s importable (the image's part); the pipeline's code and config come from
+        # the package, so what runs is what was packed.
+        rehearsal_env = {"PYTHONPATH": _gokart_k8s_import_path()}
     rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
     pools = profile.pools()
     # The platform's autoscaler, its timers compressed by time_scale; the driver's Spot fallback
@@ -230,7 +241,14 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         settings, spot_unavailable_fallback_seconds=settings.spot_unavailable_fallback_seconds / autoscaling.time_scale
     )
     with (
-        LocalCluster(pools, pod_env=rehearsal_env, chaos=chaos, autoscaling=autoscaling) as cluster,
+        tempfile.TemporaryDirectory(prefix="gokart-k8s-pod-") as empty_dir,
+        LocalCluster(
+            pools,
+            pod_env=rehearsal_env,
+            chaos=chaos,
+            autoscaling=autoscaling,
+            workdir=Path(empty_dir) if package is not None else None,
+        ) as cluster,
         tempfile.TemporaryDirectory() as tmp,
     ):
         progress.log(
@@ -250,6 +268,30 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         for line in summary_lines(cluster.node_lifetimes()):
             progress.log(line)
     return ok
+
+
+def code_package(plan: Plan, backend: str, *, upload: bool = True) -> Any:
+    """Pack and upload the pipeline's code when ``[gokart_k8s] code_package`` says so for
+    ``backend``; the :class:`~gokart_k8s.codepackage.CodePackage`, or None (the image holds the code)."""
+    from gokart_k8s import codepackage
+
+    if not codepackage.enabled(plan.settings.code_package, backend):
+        return None
+    pinned = codepackage.pinned(os.environ)
+    if pinned is not None:
+        return pinned
+    return codepackage.prepare(
+        _import_roots(plan), plan.workspace, limit_mb=plan.settings.code_package_max_mb, upload_it=upload
+    )
+
+
+def _gokart_k8s_import_path() -> str:
+    """What a rehearsal pod needs on PYTHONPATH to import gokart_k8s as this process does: nothing
+    when it is installed (the interpreter finds it), else the directory above the package."""
+    import gokart_k8s
+
+    parent = Path(gokart_k8s.__file__).resolve().parent.parent
+    return "" if any(p in ("site-packages", "dist-packages") for p in parent.parts) else str(parent)
 
 
 def _import_roots(plan: Plan) -> list[str]:

@@ -258,6 +258,18 @@ class Settings:
             "last resourceVersion."
         ),
     )
+    code_package: str = field(
+        default="auto",
+        metadata=_doc(
+            "auto: the kubernetes and local-cluster backends ship the pipeline's code and config as a "
+            "code package the pods download (the image needs only the dependencies); off: the image "
+            "must hold the code. See docs/code-packages.md."
+        ),
+    )
+    code_package_max_mb: int = field(
+        default=50,
+        metadata=_doc("Largest code package (MB, uncompressed); a larger one is refused naming its largest files."),
+    )
     catalog: Catalog = field(
         default_factory=Catalog,
         metadata=_doc("Named resource classes: the built-ins plus [gokart_k8s.resources.NAME] sections."),
@@ -318,6 +330,10 @@ def _convert(name: str, raw: str, where: str) -> Any:
             return parse_secret_refs(text)
         if name == "default_eviction":
             return Eviction.parse(text, what="default_eviction")
+        if name == "code_package":
+            if text not in ("auto", "off"):
+                raise ValueError(f"must be auto or off, got {text!r}")
+            return text
         if name == "platform":
             if text not in PLATFORMS:
                 raise ValueError(f"must be one of {', '.join(PLATFORMS)}, got {text!r}")

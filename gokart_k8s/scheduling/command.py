@@ -85,6 +85,11 @@ def _schedule_parser() -> argparse.ArgumentParser:
         help="env of the driver and of every step read from key KEY of Secret SECRET (a secretKeyRef)",
     )
     create.add_argument("--suspend", action="store_true", help="create the CronJob suspended")
+    create.add_argument(
+        "--code-package",
+        choices=("auto", "off"),
+        help="pin the code and config as a code package in the CronJob (auto) or use the image's (off)",
+    )
     create.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
     create.add_argument("--image", help="container image (overrides [gokart_k8s] image)")
     create.add_argument("--namespace", help="namespace (overrides [gokart_k8s] namespace)")
@@ -192,6 +197,32 @@ def _plan_problems(config: ScheduleConfig, settings: Any) -> list[str]:
     return list(plan.problems)
 
 
+def _pin_code_package(config: ScheduleConfig, settings: Any, mode: str | None) -> ScheduleConfig:
+    """Pack and upload the pipeline's code now and pin it by hash in the driver's environment, so
+    every run of the schedule -- a rerun of a past day too -- runs this code until it is scheduled
+    again (see docs/code-packages.md)."""
+    import dataclasses
+
+    from gokart_k8s import codepackage
+    from gokart_k8s.plan import make_plan
+    from gokart_k8s.runner import code_package
+    from gokart_k8s.tasks import task_from_argv
+
+    settings = dataclasses.replace(settings, code_package=mode or settings.code_package)
+    if not codepackage.enabled(settings.code_package, "kubernetes"):
+        return config
+    sample = {ENV_SCHEDULED_TIME: datetime.now(zone(config.timezone)).replace(microsecond=0).isoformat()}
+    argv, _ = resolve_scheduled_argv(list(config.task_argv), sample, timezone=config.timezone)
+    plan = make_plan(
+        [task_from_argv(argv)], settings, backend="kubernetes", workspace=config.workspace, check_cache=False
+    )
+    package = code_package(plan, "kubernetes")
+    if package is None:
+        return config
+    print(package.describe(), file=sys.stderr)
+    return dataclasses.replace(config, env={**config.env, **package.env()})
+
+
 def _cmd_create(args: argparse.Namespace, task_argv: list[str]) -> int:
     from gokart_k8s.settings import load_settings
     from gokart_k8s.workspace import workspace_directory
@@ -209,6 +240,8 @@ def _cmd_create(args: argparse.Namespace, task_argv: list[str]) -> int:
             f"schedule {config.name!r}: the pipeline cannot run; nothing was created:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
+    if not args.no_plan_check:
+        config = _pin_code_package(config, settings, args.code_package)
     objects = build_objects(config)
     if args.output_dir is not None:
         for path in write_yaml(objects, args.output_dir):
