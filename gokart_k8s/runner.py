@@ -281,7 +281,10 @@ def code_package(plan: Plan, backend: str, *, upload: bool = True) -> Any:
     if pinned is not None:
         return pinned
     return codepackage.prepare(
-        _import_roots(plan), plan.workspace, limit_mb=plan.settings.code_package_max_mb, upload_it=upload
+        _import_roots(plan, with_gokart_k8s=False),
+        plan.workspace,
+        limit_mb=plan.settings.code_package_max_mb,
+        upload_it=upload,
     )
 
 
@@ -294,7 +297,7 @@ def _gokart_k8s_import_path() -> str:
     return "" if any(p in ("site-packages", "dist-packages") for p in parent.parts) else str(parent)
 
 
-def _import_roots(plan: Plan) -> list[str]:
+def _import_roots(plan: Plan, *, with_gokart_k8s: bool = True) -> list[str]:
     """Absolute directories from which this process imported the pipeline's modules.
 
     A rehearsal's pods are local processes; they must import each step's module from the same
@@ -305,7 +308,9 @@ def _import_roots(plan: Plan) -> list[str]:
 
     roots = [os.getcwd()]
     roots += [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for name in {step.spec.module.split(".")[0] for step in plan.steps} | {"gokart_k8s"}:
+    for name in {step.spec.module.split(".")[0] for step in plan.steps} | (
+        {"gokart_k8s"} if with_gokart_k8s else set()
+    ):
         top = sys.modules.get(name)
         if top is None:
             continue

@@ -66,8 +66,11 @@ def fetch(url: str, sha256: str, cache: Path) -> tuple[Path, bool]:
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=cache))
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(staging, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise CodePackageError(f"The code package {url} cannot be extracted: {exc}") from exc
         (staging / _COMPLETE).write_text(sha256)
         try:
             staging.rename(target)

@@ -1,0 +1,122 @@
+"""In the pod: the code package is what runs -- new code without a new image, config included, and
+a package changed after upload is refused."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+from gokart_k8s.codepackage import prepare
+from gokart_k8s.codepackage.pod import CACHE_ENV, SHA256_ENV, URL_ENV
+from gokart_k8s.conventions import EXIT_CODE_SKEW
+
+REPO = Path(__file__).resolve().parents[2]
+
+STEPS = """
+import os
+
+import gokart
+import luigi
+
+import gokart_k8s
+
+
+@gokart_k8s.job(resources="tiny-custom")
+class Shout(gokart.TaskOnKart):
+    word = luigi.Parameter(default="hi")
+
+    def run(self):
+        self.dump({"version": VERSION, "file": __file__, "cwd": os.getcwd()})
+"""
+
+# The resource class exists only in this file, in the driver's working directory: a pod, which
+# starts elsewhere, resolves it only if the configuration travels with the code.
+LUIGI_CFG = """
+[gokart_k8s.resources.tiny-custom]
+cpu = 100m
+memory = 1Gi
+spot = false
+"""
+
+
+def make_project(root: Path, version: str) -> None:
+    (root / "cpkg_demo").mkdir(parents=True, exist_ok=True)
+    (root / "cpkg_demo/__init__.py").write_text("")
+    (root / "cpkg_demo/steps.py").write_text(f"VERSION = {version!r}\n" + STEPS)
+    (root / "luigi.cfg").write_text(LUIGI_CFG)
+
+
+def driver(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``gokart-k8s`` run from the project directory, with only gokart_k8s itself on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    command = [sys.executable, "-m", "gokart_k8s", *argv]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+
+def output_of(workspace: Path) -> dict[str, str]:
+    (path,) = workspace.glob("cpkg_demo/steps/Shout_*.pkl")
+    with path.open("rb") as f:
+        value: dict[str, str] = pickle.load(f)
+    return value
+
+
+def test_a_changed_step_runs_its_new_code_in_the_pods_without_a_new_image(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    first = driver(
+        project, "run", "cpkg_demo.steps.Shout", "--backend", "local-cluster", "--workspace", str(tmp_path / "ws1")
+    )
+    assert first.returncode == 0, first.stderr
+    assert "code package" in first.stderr and "uploaded" in first.stderr
+    one = output_of(tmp_path / "ws1")
+    assert one["version"] == "v1"
+    # The pod imported the step from the extracted package, in an empty working directory.
+    assert not one["file"].startswith(str(project)) and "gokart-k8s-code" in one["file"]
+    assert one["cwd"] != str(project) and not os.path.exists(one["cwd"])
+
+    make_project(project, "v2")  # the same image (this interpreter), another step body
+    second = driver(
+        project, "run", "cpkg_demo.steps.Shout", "--backend", "local-cluster", "--workspace", str(tmp_path / "ws2")
+    )
+    assert second.returncode == 0, second.stderr
+    assert output_of(tmp_path / "ws2")["version"] == "v2"
+
+
+def test_code_package_off_keeps_the_image_only_path(tmp_path: Path) -> None:
+    # With code_package=off the rehearsal's pods import from the driver's import roots and working
+    # directory (standing in for an image that holds the code), and no package is made.
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    argv = ["run", "cpkg_demo.steps.Shout", "--backend", "local-cluster", "--workspace", str(tmp_path / "ws")]
+    done = driver(project, *argv, "--code-package", "off")
+    assert done.returncode == 0, done.stderr
+    assert "code package" not in done.stderr
+    assert output_of(tmp_path / "ws")["file"] == str(project / "cpkg_demo" / "steps.py")
+    assert not (tmp_path / "ws" / "gokart_k8s" / "code").exists()
+
+
+def test_a_package_changed_after_upload_is_refused_by_the_pod(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    package = prepare([str(project)], str(tmp_path / "ws"), limit_mb=50)
+    Path(package.url).write_bytes(Path(package.url).read_bytes() + b"tampered")
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        URL_ENV: package.url,
+        SHA256_ENV: package.sha256,
+        CACHE_ENV: str(tmp_path / "code-cache"),
+    }
+    argv = ["step", "--module", "cpkg_demo.steps", "--family", "Shout", "--params", "{}", "--unique-id", "0" * 32]
+    done = subprocess.run(
+        [sys.executable, "-m", "gokart_k8s", *argv], cwd=pod_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == EXIT_CODE_SKEW
+    assert f"but the driver packed {package.sha256}: it was changed after it was uploaded" in done.stderr
+    assert not (tmp_path / "code-cache" / package.sha256).exists()
