@@ -10,6 +10,7 @@
     gokart-k8s local-cluster start                                          (embedded cluster)
     gokart-k8s runs   [--workspace W]                                       (recorded runs)
     gokart-k8s report [RUN_ID|latest] [-o FILE] [--format html|json|trace]  (a run's report)
+    gokart-k8s image -o DIR                                                 (dependencies-only image)
 
 ``TASK`` and its parameters are named as luigi's command line names them; every argument this
 command does not know is handed to luigi. Errors are one clear message and exit status 2 (bad
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gokart_k8s.history.command import register as register_history
 
     register_history(sub)
+
+    from gokart_k8s.codepackage.image import register as register_image
+
+    register_image(sub)
     return parser
 
 

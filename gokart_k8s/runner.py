@@ -230,8 +230,11 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     if package is not None:
         # With a code package, pods start as on a real cluster: in an empty working directory, with
         # only gokart_k8s importable (the image's part); the pipeline's code and config come from
-        # the package, so what runs is what was packed.
+        # the package, so what runs is what was packed. Only a plan with local-file inputs or
+        # outputs (allowed on the local cluster alone) keeps this working directory for them.
         rehearsal_env = {"PYTHONPATH": _gokart_k8s_import_path()}
+        if _uses_local_files(plan):
+            progress.log("pods start in this working directory: the pipeline reads or writes local files")
     rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
     pools = profile.pools()
     # The platform's autoscaler, its timers compressed by time_scale; the driver's Spot fallback
@@ -247,7 +250,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             pod_env=rehearsal_env,
             chaos=chaos,
             autoscaling=autoscaling,
-            workdir=Path(empty_dir) if package is not None else None,
+            workdir=Path(empty_dir) if package is not None and not _uses_local_files(plan) else None,
         ) as cluster,
         tempfile.TemporaryDirectory() as tmp,
     ):
@@ -286,6 +289,14 @@ def code_package(plan: Plan, backend: str, *, upload: bool = True) -> Any:
         limit_mb=plan.settings.code_package_max_mb,
         upload_it=upload,
     )
+
+
+def _uses_local_files(plan: Plan) -> bool:
+    """True if a plain luigi step or input of ``plan`` names a file of this machine (relative to
+    this working directory), which the local cluster allows and a real cluster refuses."""
+    from gokart_k8s.plan import _local_output_problems
+
+    return any(_local_output_problems(step, "", "") for step in [*plan.steps, *(i.step for i in plan.inputs)])
 
 
 def _gokart_k8s_import_path() -> str:

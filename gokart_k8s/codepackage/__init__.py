@@ -88,10 +88,18 @@ def build(contents: Contents, *, limit_bytes: int) -> bytes:
     return archive(contents)
 
 
-def prepare(import_roots: Sequence[str], workspace: str, *, limit_mb: int, upload_it: bool = True) -> CodePackage:
-    """Pack ``import_roots`` with the config in force and store the package in ``workspace``."""
+def prepare(
+    import_roots: Sequence[str],
+    workspace: str,
+    *,
+    limit_mb: int,
+    upload_it: bool = True,
+    config_files: Sequence[str] | None = None,
+) -> CodePackage:
+    """Pack ``import_roots`` with the config in force (``config_files``: by default the luigi config
+    files this process read) and store the package in ``workspace``."""
     started = time.perf_counter()
-    contents = gather(import_roots)
+    contents = gather(import_roots, config_files=config_files)
     data = build(contents, limit_bytes=limit_mb * 1_000_000)
     sha256 = digest(data)
     packed = time.perf_counter()

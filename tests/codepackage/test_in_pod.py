@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gokart_k8s.codepackage import prepare
 from gokart_k8s.codepackage.pod import CACHE_ENV, SHA256_ENV, URL_ENV
 from gokart_k8s.conventions import EXIT_CODE_SKEW
 
 REPO = Path(__file__).resolve().parents[2]
+
+pytest_plugins = ["gokart_k8s.testing.gcs"]
 
 STEPS = """
 import os
@@ -120,3 +124,49 @@ def test_a_package_changed_after_upload_is_refused_by_the_pod(tmp_path: Path) ->
     assert done.returncode == EXIT_CODE_SKEW
     assert f"but the driver packed {package.sha256}: it was changed after it was uploaded" in done.stderr
     assert not (tmp_path / "code-cache" / package.sha256).exists()
+
+
+def test_a_schedule_pins_its_code_package_by_hash_in_the_cronjob(
+    tmp_path: Path, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from google.cloud import storage
+
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    argv = ["schedule", "cpkg_demo.steps.Shout", "--cron", "@daily", "--image", "deps:1"]
+    argv += ["--workspace", f"gs://{gcs_bucket}/cache"]
+
+    def driver_env(out: Path) -> dict[str, str]:
+        done = driver(project, *argv, "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        (cronjob,) = out.glob("*-cronjob-*.yaml")
+        pod = yaml.safe_load(cronjob.read_text())["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
+
+    first = driver_env(tmp_path / "out1")
+    sha = first[SHA256_ENV]
+    assert first[URL_ENV] == f"gs://{gcs_bucket}/cache/gokart_k8s/code/{sha}.tar.gz"
+    make_project(project, "v2")
+    second = driver_env(tmp_path / "out2")
+    assert second[SHA256_ENV] != sha  # scheduling again pins the new code ...
+    names = {b.name for b in storage.Client().list_blobs(gcs_bucket, prefix="cache/gokart_k8s/code/")}
+    assert f"cache/gokart_k8s/code/{sha}.tar.gz" in names  # ... and the old package stays for past days
+
+
+def test_a_driver_pod_runs_the_package_its_environment_pins(tmp_path: Path) -> None:
+    # A scheduled driver starts in the image's directory, without the project: the pinned package
+    # provides the task to import and the config (the custom resource class) to plan it with.
+    project = tmp_path / "project"
+    make_project(project, "pinned")
+    package = prepare([str(project)], str(tmp_path / "ws"), limit_mb=50, config_files=[str(project / "luigi.cfg")])
+    empty = tmp_path / "driver-pod"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), URL_ENV: package.url, SHA256_ENV: package.sha256}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    argv = ["run", "cpkg_demo.steps.Shout", "--backend", "inline", "--workspace", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-m", "gokart_k8s", *argv], cwd=empty, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert output_of(tmp_path / "out")["version"] == "pinned"

@@ -112,7 +112,7 @@ def test_an_archive_with_a_path_out_of_its_directory_is_refused(tmp_path: Path) 
 
 
 def test_a_missing_package_says_to_run_again(tmp_path: Path) -> None:
-    with pytest.raises(CodePackageError, match="does not exist.*Run \\(or schedule\\) the pipeline again"):
+    with pytest.raises(CodePackageError, match=r"does not exist.*Run \(or schedule\) the pipeline again"):
         fetch(str(tmp_path / "nope.tar.gz"), "0" * 64, tmp_path / "cache")
 
 

@@ -21,7 +21,11 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("GOKART_K8S_") or name == "LUIGI_CONFIG_PATH":
             monkeypatch.delenv(name)
     path = tmp_path / "luigi.cfg"
-    path.write_text("[TaskOnKart]\nworkspace_directory = gs://bucket/cache/\n[gokart_k8s]\nimage = pipeline:1\n")
+    path.write_text(
+        "[TaskOnKart]\nworkspace_directory = gs://bucket/cache/\n[gokart_k8s]\nimage = pipeline:1\n"
+        # The bucket is not real: no code package to upload (tests/codepackage schedules with one).
+        "code_package = off\n"
+    )
     monkeypatch.setattr(LuigiConfigParser, "_config_paths", [str(path)])
     monkeypatch.setattr(LuigiConfigParser, "_instance", None)
     return path
@@ -98,7 +102,7 @@ def test_secret_env_of_the_config_file_is_carried_into_the_schedule_and_the_comm
     LuigiConfigParser._instance = None
     out = tmp_path / "out"
     argv = ["schedule", TASK, "--date", "{scheduled_date}", "--cron", "@daily", "-o", str(out)]
-    assert main([*argv, "--secret-env", "GCS_CREDENTIAL=new/key.json"]) == 0
+    assert main([*argv, "--secret-env", "GCS_CREDENTIAL=new/key.json", "--code-package", "off"]) == 0
     cronjob = yaml.safe_load((out / "04-cronjob-dailyreport.yaml").read_text())
     [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     refs = {
