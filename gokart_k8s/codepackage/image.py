@@ -40,7 +40,8 @@ def project_requirements(project: Path) -> tuple[str, list[str]]:
             raise ConfigurationError(
                 f"Reading {pyproject} needs Python 3.11 or later; list the dependencies in requirements.txt."
             )
-        import tomllib
+        # mypy checks for Python 3.10, where tomllib is absent.
+        import tomllib  # type: ignore[import-not-found]
 
         try:
             data = tomllib.loads(pyproject.read_text())

@@ -204,6 +204,7 @@ def _pin_code_package(config: ScheduleConfig, settings: Any, mode: str | None) -
     import dataclasses
 
     from gokart_k8s import codepackage
+    from gokart_k8s.errors import CodePackageError, GokartK8sError
     from gokart_k8s.plan import make_plan
     from gokart_k8s.runner import code_package
     from gokart_k8s.tasks import task_from_argv
@@ -216,7 +217,13 @@ def _pin_code_package(config: ScheduleConfig, settings: Any, mode: str | None) -
     plan = make_plan(
         [task_from_argv(argv)], settings, backend="kubernetes", workspace=config.workspace, check_cache=False
     )
-    package = code_package(plan, "kubernetes")
+    try:
+        package = code_package(plan, "kubernetes")
+    except GokartK8sError as exc:
+        raise CodePackageError(
+            f"{exc}\nThe schedule pins the pipeline's code as a code package in {config.workspace}, so it must be "
+            "uploaded now; or pass --code-package off to run the image's code."
+        ) from exc
     if package is None:
         return config
     print(package.describe(), file=sys.stderr)

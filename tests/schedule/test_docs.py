@@ -44,6 +44,8 @@ def test_a_documented_schedule_command_plans_and_writes_its_objects(
     for name in list(os.environ):
         if name.startswith("GOKART_K8S_") or name == "LUIGI_CONFIG_PATH":
             monkeypatch.delenv(name)
+    # The documented bucket is not real: no code package to upload (tests/codepackage schedules with one).
+    monkeypatch.setenv("GOKART_K8S_CODE_PACKAGE", "off")
     # The example's own config: a local cache, which the documented --workspace replaces.
     monkeypatch.setattr(LuigiConfigParser, "_config_paths", [str(REPO / "examples" / "ml_pipeline" / "luigi.cfg")])
     monkeypatch.setattr(LuigiConfigParser, "_instance", None)
