@@ -176,7 +176,8 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.render import NOTHING_WRITTEN, render_steps
     from gokart_k8s.workspace import WORKSPACE_ENV
 
-    # Rendering has no side effect and needs no credentials: the cache is not read.
+    # Rendering reads nothing from the cache (its one write is the code package, create-only and
+    # content-addressed; --code-package off skips it and needs no credentials).
     _root, plan = _plan(args, luigi_argv, "kubernetes", touch_cache=False)
     if not plan.ok:
         raise PlanError(plan.problems, consequence=NOTHING_WRITTEN)

@@ -33,7 +33,9 @@ class Shout(gokart.TaskOnKart):
     word = luigi.Parameter(default="hi")
 
     def run(self):
-        self.dump({"version": VERSION, "file": __file__, "cwd": os.getcwd()})
+        self.dump(
+            {"version": VERSION, "file": __file__, "cwd": os.getcwd(), "pythonpath": os.environ.get("PYTHONPATH", "")}
+        )
 """
 
 # The resource class exists only in this file, in the driver's working directory: a pod, which
@@ -81,6 +83,8 @@ def test_a_changed_step_runs_its_new_code_in_the_pods_without_a_new_image(tmp_pa
     # The pod imported the step from the extracted package, in an empty working directory.
     assert not one["file"].startswith(str(project)) and "gokart-k8s-code" in one["file"]
     assert one["cwd"] != str(project) and not os.path.exists(one["cwd"])
+    # Nothing of the driver's import path reaches the pod: only what imports gokart_k8s itself.
+    assert one["pythonpath"] == str(REPO)
 
     make_project(project, "v2")  # the same image (this interpreter), another step body
     second = driver(
@@ -170,3 +174,53 @@ def test_a_driver_pod_runs_the_package_its_environment_pins(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert output_of(tmp_path / "out")["version"] == "pinned"
+
+
+def test_render_names_the_package_in_every_job_and_stores_it(tmp_path: Path, gcs_bucket: str) -> None:
+    import yaml
+    from google.cloud import storage
+
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    argv = ["render", "cpkg_demo.steps.Shout", "--image", "deps:1", "--workspace", f"gs://{gcs_bucket}/ws"]
+    done = driver(project, *argv, "-o", str(tmp_path / "jobs"))
+    assert done.returncode == 0, done.stderr
+    (job,) = (yaml.safe_load(p.read_text()) for p in (tmp_path / "jobs").glob("*.yaml"))
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[URL_ENV] == f"gs://{gcs_bucket}/ws/gokart_k8s/code/{env[SHA256_ENV]}.tar.gz"
+    key = env[URL_ENV].removeprefix(f"gs://{gcs_bucket}/")
+    assert storage.Client().bucket(gcs_bucket).get_blob(key) is not None  # stored where the pods will look
+
+    off = driver(project, *argv, "-o", str(tmp_path / "jobs-off"), "--code-package", "off")
+    assert off.returncode == 0, off.stderr
+    (job,) = (yaml.safe_load(p.read_text()) for p in (tmp_path / "jobs-off").glob("*.yaml"))
+    assert URL_ENV not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_gokart_k8s_build_ships_the_package_too(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    make_project(project, "from-build")
+    script = (
+        "import gokart_k8s\n"
+        "from gokart_k8s.workspace import set_workspace_directory\n"
+        "from cpkg_demo.steps import Shout\n"
+        "set_workspace_directory({!r})\n"
+        "print(gokart_k8s.build(Shout(), backend='local-cluster')['file'])\n".format(str(tmp_path / "ws"))
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{project}"}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert output_of(tmp_path / "ws")["version"] == "from-build"
+    assert "gokart-k8s-code" in done.stdout.strip().splitlines()[-1]
+
+
+def test_code_package_accepts_auto_or_off_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gokart_k8s.errors import ConfigurationError
+    from gokart_k8s.settings import load_settings
+
+    monkeypatch.setenv("GOKART_K8S_CODE_PACKAGE", "sometimes")
+    with pytest.raises(ConfigurationError, match="setting 'code_package': must be auto or off, got 'sometimes'"):
+        load_settings()
