@@ -146,7 +146,8 @@ class Settings:
     image: str | None = field(
         default=None,
         metadata=_doc(
-            "Container image every step's Job runs; it must hold gokart_k8s and the pipeline's dependencies (and its code when code_package = off). "
+            "Container image every step's Job runs; it must hold gokart_k8s and the pipeline's dependencies "
+            "(and its code when code_package = off). "
             "Required for the kubernetes backend; the local cluster records it but runs local code."
         ),
     )
