@@ -386,6 +386,15 @@ def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_ta
             "fails again. `gokart-k8s run TASK --backend inline` reproduces it on this machine.",
         )
     if kind is OutcomeKind.CODE_SKEW:
+        # A code package the pod refused (its hash differs, it is missing) is not the image's fault:
+        # say what the pod said (the in-pod command prints one "gokart-k8s step: ..." line).
+        refusal = [line for line in log_tail if "gokart-k8s step: " in line and "code package" in line]
+        if refusal:
+            return (
+                f"Step {step} refused its code package (exit {EXIT_CODE_SKEW}): "
+                f"{refusal[-1].split('gokart-k8s step: ', 1)[1]}",
+                "The package in the cache is not the one this run packed; nothing was run. See docs/code-packages.md.",
+            )
         return (
             f"Step {step} refused to run: the code in image {ctx.image!r} computes another unique id "
             f"than this checkout (exit {EXIT_CODE_SKEW}).",

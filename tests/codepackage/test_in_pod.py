@@ -224,3 +224,25 @@ def test_code_package_accepts_auto_or_off_only(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GOKART_K8S_CODE_PACKAGE", "sometimes")
     with pytest.raises(ConfigurationError, match="setting 'code_package': must be auto or off, got 'sometimes'"):
         load_settings()
+
+
+def test_a_rehearsal_whose_package_was_tampered_with_fails_the_step_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    workspace = tmp_path / "ws"
+    # The package the driver will make (same roots, config and settings), stored with other bytes
+    # before the run: the driver finds it by name and skips the upload; the pod must refuse it.
+    monkeypatch.chdir(project)
+    expected = prepare(
+        [str(project), str(REPO)], str(workspace), limit_mb=50, upload_it=False, config_files=["luigi.cfg"]
+    )
+    Path(expected.url).parent.mkdir(parents=True)
+    Path(expected.url).write_bytes(b"not the package")
+    done = driver(project, "run", "cpkg_demo.steps.Shout", "--backend", "local-cluster", "--workspace", str(workspace))
+    assert done.returncode == 1
+    assert f"code package {expected.sha256[:12]}" in done.stderr and "already in the cache" in done.stderr
+    assert "refused its code package (exit 43)" in done.stderr
+    assert "it was changed after it was uploaded" in done.stderr
+    assert not list(workspace.glob("cpkg_demo/steps/Shout_*.pkl"))

@@ -152,6 +152,16 @@ def test_code_skew_names_the_image_to_rebuild() -> None:
     assert "Rebuild" in outcome.advice
 
 
+def test_a_refused_code_package_says_what_the_pod_said_not_rebuild_the_image() -> None:
+    said = (
+        "gokart-k8s step: The code package gs://b/ws/gokart_k8s/code/ab.tar.gz has sha256 cd, but the driver packed ab"
+    )
+    outcome = classify_pod(pod(exit_code=43), job=job(), log_tail=["INFO: starting", said])
+    assert outcome.kind is OutcomeKind.CODE_SKEW
+    assert "refused its code package (exit 43): The code package gs://b/ws" in outcome.message
+    assert "Rebuild" not in outcome.advice
+
+
 def test_a_succeeded_pod_succeeded() -> None:
     assert classify_pod(pod("Succeeded", exit_code=0)).kind is OutcomeKind.SUCCEEDED
 
