@@ -213,6 +213,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
         return drive(api, settings.image or "", options.on_interrupt)
 
+    from gokart_k8s.codepackage.pod import CACHE_ENV
     from gokart_k8s.localcluster import ChaosConfig, LocalCluster
     from gokart_k8s.localcluster.autoscaler import Autoscaling, summary_lines
 
@@ -245,9 +246,11 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     )
     with (
         tempfile.TemporaryDirectory(prefix="gokart-k8s-pod-") as empty_dir,
+        # The pods' extracted packages (one per hash, shared by the run's pods), removed with the run.
+        tempfile.TemporaryDirectory(prefix="gokart-k8s-code-") as code_cache,
         LocalCluster(
             pools,
-            pod_env=rehearsal_env,
+            pod_env={**rehearsal_env, CACHE_ENV: code_cache} if package is not None else rehearsal_env,
             chaos=chaos,
             autoscaling=autoscaling,
             workdir=Path(empty_dir) if package is not None and not _uses_local_files(plan) else None,

@@ -82,6 +82,7 @@ def test_a_changed_step_runs_its_new_code_in_the_pods_without_a_new_image(tmp_pa
     assert one["version"] == "v1"
     # The pod imported the step from the extracted package, in an empty working directory.
     assert not one["file"].startswith(str(project)) and "gokart-k8s-code" in one["file"]
+    assert not os.path.exists(one["file"])  # the rehearsal's extracted packages go with the run
     assert one["cwd"] != str(project) and not os.path.exists(one["cwd"])
     # Nothing of the driver's import path reaches the pod: only what imports gokart_k8s itself.
     assert one["pythonpath"] == str(REPO)
