@@ -172,6 +172,28 @@ def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     return 0 if plan.ok else EXIT_BAD_INPUT
 
 
+def _store_rendered_package(package: Any, workspace: str, out_dir: Path) -> None:
+    from gokart_k8s.codepackage.store import upload
+
+    try:
+        _url, created = upload(workspace, package.data)
+    except GokartK8sError as exc:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        local = out_dir / f"code-{package.sha256}.tar.gz"
+        local.write_bytes(package.data)
+        first_line = str(exc).splitlines()[0]
+        print(
+            f"code package {package.sha256[:12]}: not stored in the cache ({first_line}).\n"
+            f"  The Jobs read it from {package.url}: copy it there before applying them,\n"
+            f"  e.g. gcloud storage cp {local} {package.url}\n"
+            "  (or render with --code-package off to run the image's own code).",
+            file=sys.stderr,
+        )
+        return
+    state = "uploaded" if created else "already in the cache"
+    print(f"code package {package.sha256[:12]}: {package.files} files, {state} ({package.url})", file=sys.stderr)
+
+
 def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.render import NOTHING_WRITTEN, render_steps
     from gokart_k8s.workspace import WORKSPACE_ENV
@@ -185,11 +207,13 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     env = {WORKSPACE_ENV: plan.workspace}
     from gokart_k8s.runner import code_package
 
-    # The manifests name the package by hash, so it is stored now (create-only, content-addressed).
-    package = code_package(plan, "kubernetes")
+    # The manifests name the package by hash. It is stored now when the cache can be reached
+    # (create-only, content-addressed); offline it is written beside the manifests with the one
+    # command that stores it, so render works without credentials as plan and schedule -o do.
+    package = code_package(plan, "kubernetes", upload=False)
     if package is not None:
-        print(package.describe(), file=sys.stderr)
         env.update(package.env())
+        _store_rendered_package(package, plan.workspace, args.output_dir)
     paths = render_steps(
         [s.spec for s in plan.steps],
         settings,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gokart_k8s.codepackage.contents import Contents, archive, check_size, digest
 from gokart_k8s.codepackage.pod import SHA256_ENV, URL_ENV
@@ -51,6 +51,8 @@ class CodePackage:
     seconds_upload: float = 0.0
     #: Given to this process by its environment (a scheduled driver), not packed here.
     pinned: bool = False
+    #: The archive's bytes when packed here (empty when pinned).
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     def env(self) -> dict[str, str]:
         """The environment variables that make a step pod run this package."""
@@ -116,4 +118,5 @@ def prepare(
         created=created,
         seconds_pack=packed - started,
         seconds_upload=time.perf_counter() - packed,
+        data=data,
     )

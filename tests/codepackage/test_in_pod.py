@@ -3,11 +3,13 @@ a package changed after upload is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,3 +249,26 @@ def test_a_rehearsal_whose_package_was_tampered_with_fails_the_step_at_once(
     assert "refused its code package (exit 43)" in done.stderr
     assert "it was changed after it was uploaded" in done.stderr
     assert not list(workspace.glob("cpkg_demo/steps/Shout_*.pkl"))
+
+
+def test_render_works_offline_and_writes_the_package_beside_the_jobs(tmp_path: Path, monkeypatch: Any) -> None:
+    """No credentials and no emulator: render still writes every Job, plus the package and how to store it."""
+    import yaml
+
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GCS_CREDENTIAL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud application-default credentials either
+    project = tmp_path / "project"
+    make_project(project, "v1")
+    out = tmp_path / "jobs"
+    done = driver(
+        project, "render", "cpkg_demo.steps.Shout", "--image", "deps:1", "--workspace", "gs://b/ws", "-o", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    (job,) = (yaml.safe_load(p.read_text()) for p in out.glob("*.yaml"))
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    (archive,) = out.glob("code-*.tar.gz")
+    assert archive.name == f"code-{env[SHA256_ENV]}.tar.gz"
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == env[SHA256_ENV]
+    assert f"gcloud storage cp {archive} {env[URL_ENV]}" in done.stderr
