@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--family", required=True)
     step.add_argument("--params", required=True, help="JSON object of luigi string parameters")
     step.add_argument("--unique-id", required=True)
+    step.add_argument("--luigi-args", default="[]", help="JSON list of luigi's class-level arguments")
     step.add_argument("--debug", action="store_true")
 
     config = sub.add_parser("config", help="print the effective settings and where each comes from")
@@ -287,7 +288,13 @@ def driver_job_created(settings: Any) -> Any:
 def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
     from gokart_k8s.entrypoint import run_step
 
-    return run_step(module=args.module, family=args.family, params_json=args.params, unique_id=args.unique_id)
+    return run_step(
+        module=args.module,
+        family=args.family,
+        params_json=args.params,
+        unique_id=args.unique_id,
+        luigi_args_json=args.luigi_args,
+    )
 
 
 def cmd_config(args: argparse.Namespace, _luigi_argv: list[str]) -> int:

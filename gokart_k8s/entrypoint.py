@@ -26,11 +26,18 @@ a real cluster, so a rehearsal proves the remote path. The command
 
 from __future__ import annotations
 
+from typing import Any
+
 from gokart_k8s.steps import StepSpec
 
 
 def step_argv(spec: StepSpec, *, program: str = "gokart-k8s") -> list[str]:
     """The explicit command line that runs ``spec`` in a pod (see the module docstring)."""
+    import json
+
+    # luigi's class-level arguments of the driver's command line, only when there are any (so the
+    # Jobs of a pipeline run without them stay byte-identical).
+    extra = ["--luigi-args", json.dumps(list(spec.luigi_args))] if spec.luigi_args else []
     return [
         program,
         "step",
@@ -42,6 +49,7 @@ def step_argv(spec: StepSpec, *, program: str = "gokart-k8s") -> list[str]:
         spec.params_json(),
         "--unique-id",
         spec.unique_id,
+        *extra,
     ]
 
 
@@ -52,16 +60,13 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> int:
+def run_step(*, module: str, family: str, params_json: str, unique_id: str, luigi_args_json: str = "[]") -> int:
     """Run one step in this process and return the exit code (see the module docstring)."""
     import importlib
     import json
-    import os
     import sys
 
-    from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_EVICTED, EXIT_OK, EXIT_USER_ERROR
-    from gokart_k8s.steps import unique_id_of
-    from gokart_k8s.workspace import WORKSPACE_ENV, prepare, set_workspace_directory
+    from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_USER_ERROR
 
     if "" not in sys.path:
         sys.path.insert(0, "")
@@ -95,6 +100,27 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str) -> i
             raise ValueError("expected a JSON object")
     except ValueError as exc:
         return _fail(f"--params is not a JSON object of parameters: {exc}", EXIT_USER_ERROR)
+    try:
+        luigi_args = json.loads(luigi_args_json)
+        if not isinstance(luigi_args, list) or not all(isinstance(a, str) for a in luigi_args):
+            raise ValueError("expected a JSON list of strings")
+    except ValueError as exc:
+        return _fail(f"--luigi-args is not a JSON list of luigi arguments: {exc}", EXIT_USER_ERROR)
+    from gokart_k8s.tasks import command_line
+
+    # Everything that builds tasks (the rebuild below, its requires(), luigi's worker) runs inside
+    # luigi's command-line context with the driver's class-level arguments, as under `luigi`.
+    with command_line(family, luigi_args):
+        return _build_step(cls, family, params, unique_id)
+
+
+def _build_step(cls: Any, family: str, params: dict[str, Any], unique_id: str) -> int:
+    import os
+
+    from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_EVICTED, EXIT_OK, EXIT_USER_ERROR
+    from gokart_k8s.steps import unique_id_of
+    from gokart_k8s.workspace import WORKSPACE_ENV, prepare, set_workspace_directory
+
     workspace = os.environ.get(WORKSPACE_ENV)
     if workspace:
         set_workspace_directory(workspace)

@@ -57,7 +57,10 @@ def run_inline(
         # The plan found every step in the cache: nothing for luigi's scheduler to do, and its
         # graph walk is a second resolution of every step.
         return True
-    with _luigi_events(handlers):
+    from gokart_k8s.tasks import command_line, luigi_args_of
+
+    # Inside luigi's command-line context, as under `luigi`: dynamic dependencies see it too.
+    with _luigi_events(handlers), command_line(root.get_task_family(), luigi_args_of(root)):
         result = luigi.build([root], local_scheduler=True, workers=workers, detailed_summary=True, log_level="WARNING")
     for step in steps:
         entry = progress.steps.get(step.spec.unique_id)

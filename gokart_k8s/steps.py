@@ -41,6 +41,9 @@ class StepSpec:
     max_runtime_seconds: int | None = None
     #: Unique ids of the steps this one needs.
     requires: tuple[str, ...] = ()
+    #: luigi's class-level arguments of the command line (``--Family-param value``): the pod opens
+    #: luigi's command-line context with them, so its ``requires()`` builds what the driver built.
+    luigi_args: tuple[str, ...] = ()
 
     def params_json(self) -> str:
         return json.dumps(dict(self.params), sort_keys=True, separators=(",", ":"))
@@ -83,6 +86,8 @@ def is_external(task: Any) -> bool:
 
 def spec_for(task: Any, settings: Settings, requires: Iterable[Any] = ()) -> StepSpec:
     """Resolve a task's declaration against the settings (decorator > config > built-in)."""
+    from gokart_k8s.tasks import luigi_args_of
+
     declared = declaration_of(task)
     if isinstance(declared.resources, ResourceClass):
         rc = declared.resources
@@ -104,6 +109,7 @@ def spec_for(task: Any, settings: Settings, requires: Iterable[Any] = ()) -> Ste
         eviction=eviction,
         max_runtime_seconds=max_runtime,
         requires=tuple(unique_id_of(t) for t in requires),
+        luigi_args=luigi_args_of(task),
     )
 
 
@@ -208,11 +214,14 @@ def luigi_lookups_memoised() -> Iterator[None]:
 
     original_value: Callable[[Any, str, str], Any] = luigi.parameter.Parameter._get_value
     original_params = luigi.task.Task.__dict__["get_params"]
-    values: dict[tuple[int, str, str], Any] = {}
+    values: dict[tuple[int, str, str, int], Any] = {}
     params: dict[type, list[tuple[str, Any]]] = {}
 
+    from luigi.cmdline_parser import CmdlineParser
+
     def value(param: Any, task_family: str, name: str) -> Any:
-        key = (id(param), task_family, name)
+        # Per command-line context too: a value found under --Family-param differs from the config's.
+        key = (id(param), task_family, name, id(CmdlineParser.get_instance()))
         if key not in values:
             values[key] = original_value(param, task_family, name)
         return values[key]
@@ -294,23 +303,27 @@ def round_trip_problem(task: Any, spec: StepSpec, proven: dict[tuple[type, str],
     # exactly the change looked for here: build the clone as a fresh process (a pod) would.
     cache = Register._Register__instance_cache  # type: ignore[attr-defined]
     Register.disable_instance_cache()
-    try:
-        clone = type(task).from_str_params(dict(spec.params))
-        if proven is not None:
-            import gokart
+    from gokart_k8s.tasks import command_line
 
-            requires = clone.requires()
-            for dep in luigi.task.flatten(requires):
-                known = proven.get(_rebuild_key(dep)) if isinstance(dep, gokart.TaskOnKart) else None
-                if known is not None and dep.cache_unique_id:
-                    # A dependency the pod rebuilds from the same string parameters: its unique id
-                    # was proven when that step was checked (dependencies come first).
-                    dep.task_unique_id = known
-            # The same dependency objects when the clone hashes them (requires() builds new ones).
-            clone.requires = lambda: requires  # type: ignore[method-assign]
-        clone_id = unique_id_of(clone)
-        if proven is not None:
-            proven[_rebuild_key(clone)] = clone_id
+    try:
+        # As the pod rebuilds it: inside luigi's command-line context with the class-level arguments.
+        with command_line(spec.family, spec.luigi_args):
+            clone = type(task).from_str_params(dict(spec.params))
+            if proven is not None:
+                import gokart
+
+                requires = clone.requires()
+                for dep in luigi.task.flatten(requires):
+                    known = proven.get(_rebuild_key(dep)) if isinstance(dep, gokart.TaskOnKart) else None
+                    if known is not None and dep.cache_unique_id:
+                        # A dependency the pod rebuilds from the same string parameters: its unique id
+                        # was proven when that step was checked (dependencies come first).
+                        dep.task_unique_id = known
+                # The same dependency objects when the clone hashes them (requires() builds new ones).
+                clone.requires = lambda: requires  # type: ignore[method-assign]
+            clone_id = unique_id_of(clone)
+            if proven is not None:
+                proven[_rebuild_key(clone)] = clone_id
     except Exception as exc:
         if unserialisable_parameter_problem(exc) is not None:
             # A dependency's parameter (this step's own were written for its spec): that step, planned

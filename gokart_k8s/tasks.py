@@ -4,6 +4,16 @@
 ``pkg.module.TaskName --param value`` or ``--module pkg.module TaskName --param value``. Parsing is
 luigi's (``CmdlineParser``), so parameters parse exactly as they would under ``luigi`` or
 ``gokart.run``; this module only turns luigi's exits and tracebacks into clear errors.
+
+**The whole graph is resolved while luigi's command-line context is open**, as ``luigi``'s own
+command line does (``luigi.interface`` keeps the context open while its workers call every
+``requires()``). A class-level parameter such as ``--CountWords-chunk 50`` reaches a task only when
+that task is *constructed* inside the context (luigi reads ``CmdlineParser.get_instance()`` in
+``Parameter._value_iterator``, https://luigi.readthedocs.io/en/stable/parameters.html#setting-parameter-value-for-other-classes).
+So :func:`task_from_argv` walks every ``requires()`` inside the context and pins each result on its
+task (a later ``requires()`` returns the very objects the command line built), and remembers the
+class-level arguments, which travel to every step's pod (``gokart-k8s step --luigi-args``) so a
+pod's own ``requires()`` resolves the same graph.
 """
 
 from __future__ import annotations
@@ -12,10 +22,13 @@ import contextlib
 import importlib
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gokart_k8s.errors import ConfigurationError, TaskNotFoundError
+
+#: Attribute a resolved task carries: luigi's class-level arguments of the command line it came from.
+LUIGI_ARGS_ATTR = "_gokart_k8s_luigi_args"
 
 
 def _import(module: str, what: str) -> None:
@@ -70,6 +83,7 @@ def _import_module_flag(argv: Sequence[str]) -> None:
 def task_from_argv(argv: Sequence[str]) -> Any:
     """Build the root task object from ``TASK [luigi params]``."""
     from luigi.cmdline_parser import CmdlineParser
+    from luigi.parameter import MissingParameterException
     from luigi.task_register import TaskClassException
 
     argv = list(argv)
@@ -86,7 +100,18 @@ def task_from_argv(argv: Sequence[str]) -> Any:
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), CmdlineParser.global_instance(argv, allow_override=True) as cp:
-            return cp.get_task_obj()
+            root = cp.get_task_obj()
+            from gokart_k8s.steps import luigi_lookups_memoised
+
+            with luigi_lookups_memoised():
+                resolve_graph(root, class_level_args(cp.known_args))
+            return root
+    except MissingParameterException as exc:
+        raise ConfigurationError(
+            f"a task parameter is missing: {exc}. Pass it after the task name (--param-name value for the "
+            "root task, --Family-param-name value for any task) or set it in luigi.cfg ([Family] param_name = "
+            "value); 'gokart-k8s plan TASK --help-task' lists the root task's parameters."
+        ) from None
     except TaskClassException as exc:
         raise TaskNotFoundError(f"{exc}".strip()) from None
     except SystemExit as exc:
@@ -99,3 +124,108 @@ def task_from_argv(argv: Sequence[str]) -> Any:
         ) from None
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"task parameters do not parse: {exc}") from None
+
+
+class _Pinned:
+    """A task's ``requires()`` as resolved under the command line (picklable, unlike a lambda)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
+
+
+def class_level_args(known_args: Any) -> tuple[str, ...]:
+    """luigi's class-level arguments (``--Family-param value``) found in a parsed command line.
+
+    Rebuilt from luigi's own parse (``CmdlineParser.known_args``), so every spelling luigi accepts
+    (``--X-y=v``, a flag) comes out in one form. Left out: luigi's own configuration classes and
+    gokart's infrastructure parameters (``--TaskOnKart-workspace-directory``...), which describe where
+    this process runs, not what a step computes; a pod takes them from its own config and environment.
+    """
+    import gokart
+    from luigi.task_register import Register
+
+    infrastructure = {name for name, param in gokart.TaskOnKart.get_params() if not param.significant}
+    args: list[str] = []
+    for family, without_section, name, _param in Register.get_all_params():
+        if without_section or name in infrastructure:
+            continue
+        cls = Register.get_task_cls(family)
+        if cls.__module__.split(".")[0] in ("luigi", "gokart_k8s"):
+            continue
+        dest = f"{family}_{name}"
+        value = getattr(known_args, dest, None)
+        if not value:  # luigi ignores a falsy value too (Parameter._parse_or_no_value)
+            continue
+        flag = "--" + dest.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return tuple(args)
+
+
+def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
+    """Call every ``requires()`` under ``root`` now (inside the command line's context) and pin it.
+
+    Each task keeps the objects its ``requires()`` returned here, and its unique id is computed now,
+    so plan, run, render and schedule -- and luigi's own workers in the inline backend -- see the
+    graph the command line means. Pinned tasks leave luigi's instance cache, so a later task built
+    elsewhere in this process with the same parameters is resolved afresh.
+    """
+    import luigi.task
+    from luigi.task_register import Register
+
+    from gokart_k8s.steps import unique_id_of
+
+    seen: dict[int, Any] = {}
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        if id(task) in seen:
+            continue
+        seen[id(task)] = task
+        required = task.requires()
+        task.requires = _Pinned(required)
+        setattr(task, LUIGI_ARGS_ATTR, tuple(luigi_args))
+        stack.extend(luigi.task.flatten(required))
+    for task in seen.values():
+        unique_id_of(task)  # gokart caches it on the task (make_unique_id hashes requires())
+    cache = getattr(Register, "_Register__instance_cache", None)
+    if isinstance(cache, dict):
+        for key in [k for k, v in cache.items() if id(v) in seen]:
+            del cache[key]
+
+
+def luigi_args_of(task: Any) -> tuple[str, ...]:
+    """The class-level command-line arguments ``task`` was resolved under (empty if none)."""
+    return tuple(getattr(task, LUIGI_ARGS_ATTR, ()))
+
+
+@contextlib.contextmanager
+def command_line(family: str, luigi_args: Sequence[str]) -> Iterator[None]:
+    """Open luigi's command-line context with ``luigi_args``, as ``luigi`` does around a run.
+
+    Used by the in-pod command and the inline backend, so tasks built later (a pod's ``requires()``,
+    dynamic dependencies) see the class-level parameters. Does nothing without arguments.
+    """
+    if not luigi_args:
+        yield
+        return
+    from luigi.cmdline_parser import CmdlineParser
+
+    # What CmdlineParser.global_instance does, with one parse per set of arguments: a plan opens the
+    # context once per step, and luigi's parser knows every parameter of every registered class.
+    # Class-level arguments mean the same whichever task is named first.
+    key = tuple(luigi_args)
+    parser = _parsers.get(key)
+    if parser is None:
+        parser = _parsers[key] = CmdlineParser([family, *luigi_args])
+    previous = CmdlineParser._instance
+    CmdlineParser._instance = parser
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = previous
+
+
+_parsers: dict[tuple[str, ...], Any] = {}
