@@ -32,6 +32,8 @@ from gokart_k8s.runner import CHAOS_RATE, CHAOS_SEED
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: 128 + SIGINT, as a shell reports a command stopped with Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"local-cluster: disruptions per minute of running pod time (default {CHAOS_RATE})",
     )
     run.add_argument("--no-logs", action="store_true", help="do not stream step logs")
+    run.add_argument(
+        "--verbose", action="store_true", help="step logs keep luigi's own lines (scheduler chatter, summaries)"
+    )
     _common(run)
 
     render = sub.add_parser("render", allow_abbrev=False, help="write each step's Job manifest as YAML")
@@ -262,10 +267,22 @@ def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
         chaos_seed=args.chaos_seed,
         chaos_rate=args.chaos_rate,
         logs=not args.no_logs,
+        verbose=args.verbose,
     )
+    from gokart_k8s.workspace import output_locations
+
+    interrupted = False
     with ProgressDisplay([s.spec for s in plan.steps]) as progress:
-        ok = execute([root], plan, options, progress)
-    print(progress.summary())
+        try:
+            ok = execute([root], plan, options, progress)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM, handled as Ctrl-C): say so, in the summary and the exit status.
+            interrupted, ok = True, False
+            progress.mark_interrupted()
+    print(progress.summary(outputs=output_locations(root) if ok else ()))
+    if interrupted:
+        print("gokart-k8s: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0 if ok else EXIT_FAILED
 
 
@@ -357,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT if not _is_run_failure(exc) else EXIT_FAILED
     except KeyboardInterrupt:
         print("gokart-k8s: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _is_run_failure(exc: BaseException) -> bool:

@@ -26,6 +26,9 @@ a real cluster, so a rehearsal proves the remote path. The command
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from gokart_k8s.steps import StepSpec
@@ -54,7 +57,6 @@ def step_argv(spec: StepSpec, *, program: str = "gokart-k8s") -> list[str]:
 
 
 def _fail(message: str, code: int) -> int:
-    import sys
 
     print(f"gokart-k8s step: {message}", file=sys.stderr, flush=True)
     return code
@@ -64,7 +66,6 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str, luig
     """Run one step in this process and return the exit code (see the module docstring)."""
     import importlib
     import json
-    import sys
 
     from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_USER_ERROR
 
@@ -139,13 +140,27 @@ def _build_step(cls: Any, family: str, params: dict[str, Any], unique_id: str) -
         )
     import luigi
 
+    from gokart_k8s.steplog import failure_lines, is_eviction, step_logging, verbose_from_env, verdict
     from gokart_k8s.termination import install_termination_handler
 
     budget = float(os.environ.get("GOKART_K8S_TERMINATION_BUDGET_SECONDS", "10"))
     termination = install_termination_handler(budget)
-    result = luigi.build([task], local_scheduler=True, workers=1, detailed_summary=True, log_level="INFO")
+    verbose = verbose_from_env()
+    failures: list[BaseException] = []
+
+    def on_failure(_task: Any, exc: BaseException) -> None:
+        failures.append(exc)
+        if not verbose and not is_eviction(exc):  # verbose: luigi's worker logs the traceback itself
+            print("\n".join(failure_lines(exc)), file=sys.stderr, flush=True)
+
+    # The step's own output only (see gokart_k8s.steplog): luigi's boilerplate with --verbose.
+    with step_logging(sys.stderr, verbose=verbose), _on_failure(on_failure):
+        result = luigi.build([task], local_scheduler=True, workers=1, detailed_summary=True)
     if termination.terminated:
-        return _fail(f"step {family} was asked to stop (SIGTERM: eviction or preemption)", EXIT_EVICTED)
+        # The SIGTERM warning of gokart_k8s.termination is the eviction's one line.
+        if verbose:
+            _fail(f"step {family} was asked to stop (SIGTERM: eviction or preemption)", EXIT_EVICTED)
+        return EXIT_EVICTED
     if result.scheduling_succeeded and task.complete():
         # The output is committed: checkpoints of earlier attempts are of no use any more (the
         # SUCCESS handler clears them only when this attempt opened one).
@@ -153,7 +168,21 @@ def _build_step(cls: Any, family: str, params: dict[str, Any], unique_id: str) -
 
         clear_checkpoints(task)
         return EXIT_OK
-    return _fail(
-        f"step {family} failed: {result.summary_text.strip().splitlines()[-1] if result.summary_text else ''}",
-        EXIT_USER_ERROR,
-    )
+    if failures:
+        why = verdict(failures[-1])
+    else:  # nothing raised: luigi's own verdict (a requirement missing, a complete() that failed)
+        why = f"luigi ended with status {result.status.name}"
+    return _fail(f"step {family} failed: {why}", EXIT_USER_ERROR)
+
+
+@contextlib.contextmanager
+def _on_failure(handler: Any) -> Iterator[None]:
+    """luigi's FAILURE event of every task, for the duration of the step's build."""
+    import luigi
+
+    callbacks = luigi.Task._event_callbacks.setdefault(luigi.Task, {})
+    callbacks.setdefault(luigi.Event.FAILURE, set()).add(handler)
+    try:
+        yield
+    finally:
+        callbacks[luigi.Event.FAILURE].discard(handler)

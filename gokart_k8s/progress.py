@@ -4,11 +4,18 @@ Every backend reports the same step states through :meth:`ProgressDisplay.step_s
 inline run, the rehearsal and a cluster run look alike.
 
 States: ``cached`` (already in the cache, not run), ``pending``, ``submitted``, ``running``,
-``evicted`` (will resume), ``succeeded``, ``failed``, ``skipped`` (a requirement failed).
+``evicted`` (will resume), ``succeeded``, ``failed``, ``skipped`` (a requirement failed),
+``interrupted`` (in flight when the run was stopped with Ctrl-C or SIGTERM).
+
+The live line is cut to the terminal's width, queried again at every redraw (so it follows a
+resize): a line longer than the terminal wraps, and ``\r`` then returns only to the start of its
+last row, so every redraw would leave a copy of the rest on screen.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import threading
 import time
@@ -23,9 +30,18 @@ class ProgressSink(Protocol):
     def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None: ...
 
 
-DONE_STATES = frozenset({"cached", "succeeded", "failed", "skipped"})
-#: States that stay on a terminal as a line of their own, above the live status line.
-_NOTABLE = frozenset({"evicted", "failed", "skipped"})
+DONE_STATES = frozenset({"cached", "succeeded", "failed", "skipped", "interrupted"})
+#: States that stay on a terminal as a line of their own, above the live status line: every change
+#: of a step but the uneventful ones (``pending``, ``submitted`` -- the next line says ``running``).
+_NOTABLE = frozenset({"cached", "running", "evicted", "succeeded", "failed", "skipped", "interrupted"})
+#: States of a step that is (or was, when the run stopped) on its way.
+_IN_FLIGHT = frozenset({"running", "submitted", "evicted"})
+
+
+def first_line(text: str) -> str:
+    """The first line of a (possibly multi-line) detail: what fits in a table cell or a status line."""
+    lines = text.strip().splitlines()
+    return lines[0] + (" …" if len(lines) > 1 else "") if lines else ""
 
 
 @dataclass
@@ -83,11 +99,11 @@ class ProgressDisplay:
             if self.live:
                 if state in _NOTABLE:
                     # Kept on screen above the live line: what happened to a step, not just where it is.
-                    extra = f"  {detail}" if detail else ""
+                    extra = f"  {first_line(detail)}" if detail else ""
                     self.stream.write(f"\r\033[K{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
                 self._draw(force=True)
             else:
-                extra = f"  {detail}" if detail else ""
+                extra = f"  {first_line(detail)}" if detail else ""
                 self.stream.write(f"{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
                 self.stream.flush()
 
@@ -103,17 +119,27 @@ class ProgressDisplay:
 
     # -- drawing ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        out = {"done": 0, "running": 0, "pending": 0, "failed": 0}
+        out = {"done": 0, "running": 0, "pending": 0, "failed": 0, "skipped": 0, "interrupted": 0}
         for entry in self.steps.values():
             if entry.state in ("cached", "succeeded"):
                 out["done"] += 1
-            elif entry.state in ("failed", "skipped"):
-                out["failed"] += 1
-            elif entry.state in ("running", "submitted", "evicted"):
+            elif entry.state in ("failed", "skipped", "interrupted"):
+                out[entry.state] += 1
+            elif entry.state in _IN_FLIGHT:
                 out["running"] += 1
             else:
                 out["pending"] += 1
         return out
+
+    def mark_interrupted(self) -> None:
+        """The run was stopped (Ctrl-C, SIGTERM): steps on their way become ``interrupted``."""
+        for entry in list(self.steps.values()):
+            if entry.state in _IN_FLIGHT:
+                self.step_state(entry.spec, "interrupted")
+
+    @property
+    def interrupted(self) -> bool:
+        return any(e.state == "interrupted" for e in self.steps.values())
 
     def _elapsed(self) -> str:
         seconds = int(time.monotonic() - self.started)
@@ -128,17 +154,30 @@ class ProgressDisplay:
         running = [e.spec.family for e in self.steps.values() if e.state in ("running", "submitted", "evicted")]
         names = ", ".join(running[:3]) + ("…" if len(running) > 3 else "")
         failed = f" · {c['failed']} failed" if c["failed"] else ""
+        skipped = f" · {c['skipped']} skipped" if c["skipped"] else ""
         return (
-            f"[{bar}] {c['done']}/{total} done · {c['running']} running · {c['pending']} pending{failed}"
+            f"[{bar}] {c['done']}/{total} done · {c['running']} running · {c['pending']} pending{failed}{skipped}"
             f" · {self._elapsed()}" + (f" · {names}" if names else "")
         )
+
+    def width(self) -> int:
+        """Columns of the terminal the live line is drawn on, asked again at every redraw."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
 
     def _draw(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < 0.2:
             return
         self._last_draw = now
-        self.stream.write("\r\033[K" + self.status_line())
+        line = self.status_line()
+        # One column short of the width: a line that fills the last column makes some terminals wrap.
+        room = max(self.width() - 1, 10)
+        if len(line) > room:
+            line = line[: room - 1] + "…"
+        self.stream.write("\r\033[K" + line)
         self.stream.flush()
 
     def __enter__(self) -> ProgressDisplay:
@@ -163,7 +202,8 @@ class ProgressDisplay:
                 self.stream.flush()
 
     # -- summary ----------------------------------------------------------------------------
-    def summary(self) -> str:
+    def summary(self, outputs: Iterable[str] = ()) -> str:
+        """The table of steps, one line of counts, and where the root's outputs are."""
         rows = [("STEP", "STATE", "TIME", "EVICTIONS", "DETAIL")]
         for entry in self.steps.values():
             secs = entry.seconds
@@ -173,14 +213,20 @@ class ProgressDisplay:
                     entry.state,
                     "-" if secs is None else f"{secs:.1f}s",
                     str(entry.evictions),
-                    entry.detail,
+                    first_line(entry.detail),
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
         c = self.counts()
+        others = "".join(f", {c[k]} {k}" for k in ("skipped", "interrupted") if c[k])
         lines.append(
-            f"{c['done']}/{len(self.steps)} steps done, {c['failed']} failed, in {time.monotonic() - self.started:.1f}s"
+            f"{c['done']}/{len(self.steps)} steps done, {c['failed']} failed{others}, "
+            f"in {time.monotonic() - self.started:.1f}s" + (" (interrupted)" if c["interrupted"] else "")
         )
         lines.extend(self.notes)
+        paths = list(outputs)
+        if paths:
+            lines.append("output: " + paths[0] if len(paths) == 1 else "outputs:")
+            lines += [f"  {p}" for p in paths] if len(paths) > 1 else []
         return "\n".join(line.rstrip() for line in lines)

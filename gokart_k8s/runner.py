@@ -66,6 +66,8 @@ class RunOptions:
     chaos_rate: float | None = None
     #: Show each step's log lines (prefixed with the step) when its pod ends.
     logs: bool = True
+    #: Step logs keep luigi's own lines (scheduler chatter, execution summary); see gokart_k8s.steplog.
+    verbose: bool = False
 
 
 def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touch_cache: bool = True) -> Plan:
@@ -113,7 +115,12 @@ def _execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pr
         complete = {r.step.task.task_id for r in plan.rows if r.cached}
         ok = True
         for root in roots:
-            ok = run_inline(root, plan.steps, progress, complete=complete, workers=options.workers) and ok
+            ok = (
+                run_inline(
+                    root, plan.steps, progress, complete=complete, workers=options.workers, verbose=options.verbose
+                )
+                and ok
+            )
         return ok
     return _run_on_cluster(plan, options, progress, recorder)
 
@@ -149,15 +156,19 @@ def _run_id(options: RunOptions) -> str:
     return label_value(options.run_id or time.strftime("run-%Y%m%d-%H%M%S"))
 
 
-def pod_env(plan: Plan, run_id: str) -> dict[str, str]:
+def pod_env(plan: Plan, run_id: str, *, verbose: bool = False) -> dict[str, str]:
     """Environment of every step pod: where the cache is, which run, the SIGTERM budget."""
+    from gokart_k8s.steplog import VERBOSE_ENV
     from gokart_k8s.workspace import WORKSPACE_ENV
 
-    return {
+    env = {
         WORKSPACE_ENV: plan.workspace,
         "GOKART_K8S_RUN_ID": run_id,
         "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
     }
+    if verbose:
+        env[VERBOSE_ENV] = "1"
+    return env
 
 
 def _is_complete(steps: Sequence[Any]) -> set[str]:
@@ -180,7 +191,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         log_sink = lambda family, line: progress.log(f"[{family}] {line}")  # noqa: E731
 
     package = code_package(plan, options.backend)
-    env = pod_env(plan, run_id)
+    env = pod_env(plan, run_id, verbose=options.verbose)
     if package is not None:
         progress.log(package.describe())
         env.update(package.env())
@@ -207,6 +218,8 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             recorder.interrupted = report.interrupted
             recorder.detach_nodes()
         _report(report, progress)
+        if report.interrupted:
+            raise KeyboardInterrupt  # the caller reports an interrupted run (exit 130), not a failed one
         return bool(report.ok)
 
     if options.backend == "kubernetes":

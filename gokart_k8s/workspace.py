@@ -43,3 +43,19 @@ def find_complete(tasks: list[Any]) -> set[str]:
     from gokart_k8s.cache.completeness import find_complete as batch
 
     return {t.task_id for t in batch(tasks)}
+
+
+def output_locations(task: Any) -> list[str]:
+    """Where ``task``'s outputs are: gs:// URLs, or absolute local paths (ready to copy into a notebook)."""
+    import os
+
+    import luigi.task
+
+    paths: list[str] = []
+    for target in luigi.task.flatten(task.output()):
+        path = target.path() if callable(getattr(target, "path", None)) else getattr(target, "path", None)
+        if not path:
+            continue
+        path = str(path)
+        paths.append(path if "://" in path else os.path.abspath(path))
+    return paths

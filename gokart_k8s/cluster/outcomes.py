@@ -359,6 +359,10 @@ def _pretty_memory(memory: str) -> str:
         return memory
 
 
+#: How the in-pod command's verdict line of a failed step begins (gokart_k8s.entrypoint).
+_VERDICT_PREFIX = "gokart-k8s step: step "
+
+
 def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_tail: Sequence[str]) -> tuple[str, str]:
     """(message, advice) for a failure of ``kind``; every message names the step."""
     step = ctx.step
@@ -378,10 +382,17 @@ def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_ta
             f"Use a bigger class{example}, {where}.",
         )
     if kind is OutcomeKind.USER_ERROR:
-        tail = "\n".join(f"    {line}" for line in log_tail)
-        shown = f" Last lines of its log:\n{tail}\n" if tail else " "
+        # The in-pod command ends a failure with one verdict line naming the exception (its traceback
+        # is in the step's log, once): that line is the message. Without one, the log's last lines.
+        verdicts = [line for line in log_tail if line.startswith(_VERDICT_PREFIX)]
+        if verdicts:
+            message = f"Step {step} failed: {verdicts[-1].split(' failed: ', 1)[-1]}"
+        else:
+            tail = "\n".join(f"    {line}" for line in log_tail)
+            shown = f" Last lines of its log:\n{tail}\n" if tail else " "
+            message = f"Step {step} failed: its code raised an error (exit {EXIT_USER_ERROR}).{shown}".rstrip()
         return (
-            f"Step {step} failed: its code raised an error (exit {EXIT_USER_ERROR}).{shown}".rstrip(),
+            message,
             "Fix the error in the step's code; it was not retried because the same code on the same input "
             "fails again. `gokart-k8s run TASK --backend inline` reproduces it on this machine.",
         )
