@@ -55,3 +55,25 @@ class Floaty(gokart.TaskOnKart[Any]):
 
     def run(self) -> None:
         self.dump(self.x)
+
+
+class Chatty(gokart.TaskOnKart[Any]):
+    """Prints and logs, as a step's own output does."""
+
+    def run(self) -> None:
+        import logging
+
+        print("hello from the step")
+        logging.getLogger("chatty").info("a log line of the step")
+        self.dump("said")
+
+
+class Sleepy(gokart.TaskOnKart[Any]):
+    """Runs until stopped (an eviction's SIGTERM)."""
+
+    def run(self) -> None:
+        import time
+
+        print("started", flush=True)
+        time.sleep(120)
+        self.dump("woke")

@@ -27,7 +27,7 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_on_a_terminal_one_status_line_is_redrawn_with_done_running_pending_and_elapsed_time() -> None:
+def test_on_a_terminal_a_status_line_is_redrawn_below_one_line_per_state_change() -> None:
     a, b, c = spec("Load"), spec("Train"), spec("Report")
     out = Terminal()
     with ProgressDisplay([a, b, c], stream=out) as progress:
@@ -37,7 +37,10 @@ def test_on_a_terminal_one_status_line_is_redrawn_with_done_running_pending_and_
         progress.step_state(b, "succeeded")
     assert "1/3 done · 1 running · 1 pending" in line and "Train" in line
     assert "\r\033[K[" in out.getvalue()  # redrawn in place, not printed line by line
-    assert "\n" not in out.getvalue().rstrip("\n")
+    # Above it, one line per change of a step (nothing for the uneventful 'pending').
+    rows = [row.split("\033[K")[-1] for row in out.getvalue().split("\n")]
+    kept = [row.split() for row in rows if row and "done ·" not in row]
+    assert [row[1:3] for row in kept] == [["cached", "Load"], ["running", "Train"], ["succeeded", "Train"]]
 
 
 def test_on_a_terminal_evictions_and_failures_stay_on_screen_above_the_live_line() -> None:
@@ -78,3 +81,39 @@ def test_the_summary_lists_every_step_with_its_state_time_and_evictions() -> Non
     assert summary[1].split()[:2] == ["Load", "succeeded"] and summary[1].split()[3] == "1"
     assert "RuntimeError: boom" in summary[2]
     assert summary[-1].startswith("1/2 steps done, 1 failed")
+
+
+def test_skipped_steps_are_counted_as_skipped_not_failed() -> None:
+    a, b, c = spec("Parse"), spec("Train"), spec("Report")
+    progress = ProgressDisplay([a, b, c], stream=io.StringIO())
+    progress.step_state(a, "failed", "RuntimeError: boom")
+    progress.step_state(b, "skipped", "a requirement failed")
+    progress.step_state(c, "skipped", "a requirement failed")
+    assert progress.summary().splitlines()[-1].startswith("0/3 steps done, 1 failed, 2 skipped, in ")
+    assert "1 failed · 2 skipped" in progress.status_line()
+
+
+def test_a_multi_line_detail_keeps_the_table_one_row_per_step() -> None:
+    a, b = spec("Parse"), spec("Report")
+    progress = ProgressDisplay([a, b], stream=io.StringIO())
+    progress.step_state(a, "failed", "Step Parse failed: ValueError: bad row\nFix the error in the step's code.")
+    progress.step_state(b, "skipped", "a requirement failed")
+    summary = progress.summary().splitlines()
+    assert len(summary) == 4
+    assert summary[1].startswith("Parse ") and summary[1].endswith("Step Parse failed: ValueError: bad row …")
+    assert summary[2].startswith("Report ")
+
+
+def test_an_interrupted_run_says_interrupted_and_where_the_outputs_are_when_done() -> None:
+    a, b = spec("Load"), spec("Train")
+    progress = ProgressDisplay([a, b], stream=io.StringIO())
+    progress.step_state(a, "succeeded")
+    progress.step_state(b, "running")
+    progress.mark_interrupted()
+    lines = progress.summary().splitlines()
+    assert lines[2].split()[:2] == ["Train", "interrupted"]
+    assert lines[-1].startswith("1/2 steps done, 0 failed, 1 interrupted") and lines[-1].endswith("(interrupted)")
+
+    done = ProgressDisplay([a], stream=io.StringIO())
+    done.step_state(a, "succeeded")
+    assert done.summary(outputs=["gs://bucket/p/Load_1.pkl"]).splitlines()[-1] == "output: gs://bucket/p/Load_1.pkl"
