@@ -201,8 +201,9 @@ def _store_rendered_package(package: Any, workspace: str, out_dir: Path) -> None
 
 
 def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.conventions import label_value
     from gokart_k8s.render import NOTHING_WRITTEN, render_steps
-    from gokart_k8s.workspace import WORKSPACE_ENV
+    from gokart_k8s.runner import pod_env
 
     # Rendering reads nothing from the cache (its one write is the code package, create-only and
     # content-addressed; --code-package off skips it and needs no credentials).
@@ -210,7 +211,10 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     if not plan.ok:
         raise PlanError(plan.problems, consequence=NOTHING_WRITTEN)
     settings = plan.settings
-    env = {WORKSPACE_ENV: plan.workspace}
+    # Exactly what `run` submits (the same pod environment: cache, run id, SIGTERM budget), so only
+    # the run id differs from a run's Jobs.
+    run_id = label_value(args.run_id)
+    env = pod_env(plan, run_id)
     from gokart_k8s.runner import code_package
 
     # The manifests name the package by hash. It is stored now when the cache can be reached
@@ -223,7 +227,7 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     paths = render_steps(
         [s.spec for s in plan.steps],
         settings,
-        run_id=args.run_id,
+        run_id=run_id,
         image=settings.image or "",
         out_dir=args.output_dir,
         env=env,
