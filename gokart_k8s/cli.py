@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
 from gokart_k8s.errors import ConfigurationError, GokartK8sError, PlanError
-from gokart_k8s.runner import CHAOS_RATE, CHAOS_SEED
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("inline", "local-cluster", "kubernetes"),
         default="kubernetes",
         help="check the plan for this backend (default: kubernetes)",
+    )
+    plan.add_argument(
+        "--no-cache-check", action="store_true", help="do not read the cache (offline: every step shows as not cached)"
     )
     _common(plan)
 
@@ -168,7 +171,7 @@ def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touc
 
 
 def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
-    _root, plan = _plan(args, luigi_argv, args.backend)
+    _root, plan = _plan(args, luigi_argv, args.backend, touch_cache=not args.no_cache_check)
     if args.output == "json":
         print(json.dumps(plan.as_dict(), indent=2))
     else:

@@ -101,3 +101,12 @@ def dump_yaml(obj: Any, **options: Any) -> str:
             return True
 
     return str(yaml.dump(obj, Dumper=_NoAliases, sort_keys=False, **options))
+
+
+#: Random chaos of the embedded local cluster, the one default of ``run --chaos`` and
+#: ``local-cluster start --chaos``: 10 disruptions per minute of running pod time (one every 6 s on
+#: average) with seed 3, which preempts the example's long TrainModel step twice mid-training (it
+#: resumes from its checkpoint, then moves to on-demand capacity) and tries, and fails, to evict the
+#: protected EvaluateModel. Pass a seed and rate for other disruption plans.
+CHAOS_RATE = 10.0
+CHAOS_SEED = 3

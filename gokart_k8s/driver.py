@@ -682,7 +682,7 @@ class _Driver:
             policy = "keep"
             if sys.stdin.isatty():
                 try:
-                    answer = input(f"\nDelete {len(names)} in-flight Jobs? [y/N] ")
+                    answer = input(f"\nDelete the {_jobs(len(names))} in flight? [y/N] ")
                 except (EOFError, KeyboardInterrupt):
                     answer = ""
                 policy = "delete" if answer.strip().lower() in ("y", "yes") else "keep"
@@ -692,15 +692,19 @@ class _Driver:
                     self.api.delete_job(self.ns, name)
                 except ClusterError as exc:
                     print(f"could not delete Job {name}: {exc}", file=sys.stderr)
-            print(f"Deleted {len(names)} in-flight Jobs in namespace {self.ns}.", file=sys.stderr)
+            print(f"Deleted {_jobs(len(names))} in flight in namespace {self.ns}.", file=sys.stderr)
             return []
         print(
-            f"Left {len(names)} Jobs running in namespace {self.ns}: {', '.join(names)}.\n"
+            f"Left {_jobs(len(names))} running in namespace {self.ns}: {', '.join(names)}.\n"
             f"Rerun the same command to adopt them, or delete them with:\n"
             f"  kubectl delete jobs -n {self.ns} {' '.join(names)}",
             file=sys.stderr,
         )
         return names
+
+
+def _jobs(n: int) -> str:
+    return f"{n} Job" if n == 1 else f"{n} Jobs"
 
 
 def _default_is_complete(steps: Sequence[Step]) -> set[str]:

@@ -27,19 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gokart_k8s.errors import PlanError, StepFailedError
+# ``--chaos`` alone: one default for ``run`` and ``local-cluster start`` (see gokart_k8s.conventions).
+from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
+from gokart_k8s.errors import GokartK8sError, PlanError, StepFailedError
 from gokart_k8s.plan import Plan, make_plan
 from gokart_k8s.progress import ProgressDisplay
 from gokart_k8s.settings import Settings, load_settings
 
 BACKENDS = ("inline", "local-cluster", "kubernetes")
-
-#: ``--chaos`` alone: 10 disruptions per minute of running pod time (one every 6 s on average)
-#: with seed 3, which preempts the example's long TrainModel step twice mid-training (it resumes
-#: from its checkpoint, then moves to on-demand capacity) and tries, and fails, to evict the
-#: protected EvaluateModel. Pass a seed and rate for other disruption plans.
-CHAOS_RATE = 10.0
-CHAOS_SEED = 3
 
 #: The image name a rehearsal's Jobs carry when no image is set (its pods are local processes).
 _REHEARSAL_IMAGE = "gokart-k8s/rehearsal:local"
@@ -79,9 +74,20 @@ def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touc
         # Pods of the local cluster are local processes: they share this directory, by absolute path.
         workspace = str(Path(workspace).resolve()) + "/"
         set_workspace_directory(workspace)
+    cache_problem = None
     if "://" in workspace and touch_cache:
-        prepare(workspace)
-    return make_plan(roots, settings, backend=backend, workspace=workspace, check_cache=touch_cache)
+        try:
+            prepare(workspace)
+        except GokartK8sError as exc:
+            # One problem among the others, after the table (offline, no credentials, no bucket):
+            # the plan is still shown, and a run still refuses to start.
+            cache_problem = str(exc)
+    plan = make_plan(
+        roots, settings, backend=backend, workspace=workspace, check_cache=touch_cache and cache_problem is None
+    )
+    if cache_problem is not None:
+        plan.problems.append(cache_problem)
+    return plan
 
 
 def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:

@@ -281,7 +281,7 @@ class KubernetesCluster:
         return random.uniform(0, min(self._max_backoff, self._backoff * 2**attempt))
 
     def _unreachable(self, exc: BaseException) -> ClusterError:
-        why = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "refused"
+        why = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "was refused"
         if "refused" not in str(exc).lower() and why != "timed out":
             why = f"failed ({type(exc).__name__})"
         return ClusterError(

@@ -8,7 +8,7 @@ Public API::
 
     LocalCluster(pools=None, *, host="127.0.0.1", port=0, pod_env=None, workdir=None, chaos=None,
                  autoscaling=None, ...)
-    ChaosConfig(seed=0, rate=DEFAULT_CHAOS_RATE, preempt_share=0.5, stockout_seconds=0.0)
+    ChaosConfig(seed=DEFAULT_CHAOS_SEED, rate=DEFAULT_CHAOS_RATE, preempt_share=0.5, stockout_seconds=0.0)
     Autoscaling(mode="cluster-autoscaler", time_scale=60.0, ...)   # see .autoscaler
     ManualClock(start=None)
 """
@@ -16,12 +16,13 @@ Public API::
 from __future__ import annotations
 
 from .autoscaler import Autoscaling
-from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig, ChaosEvent
+from .chaos import DEFAULT_CHAOS_RATE, DEFAULT_CHAOS_SEED, ChaosConfig, ChaosEvent
 from .cluster import EvictionRefusedError, LocalCluster, LocalClusterError, default_pools
 from .controllers import ManualClock
 
 __all__ = [
     "DEFAULT_CHAOS_RATE",
+    "DEFAULT_CHAOS_SEED",
     "Autoscaling",
     "ChaosConfig",
     "ChaosEvent",

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
+
 from . import resources as r
 from .kubelet import Kubelet
 from .loops import ControlLoop
@@ -46,16 +48,17 @@ SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 SHUTDOWN_MESSAGE = "Pod was terminated in response to imminent node shutdown."
 
-#: Default random-chaos rate: 6 disruptions per minute of running pod time, i.e. on average one
-#: every 10 s, so a pipeline of ~6 steps running ~30 s in total sees about three.
-DEFAULT_CHAOS_RATE = 6.0
+#: Default random chaos, the same for ``run --chaos`` and ``local-cluster start --chaos`` (one
+#: constant, in gokart_k8s.conventions): 10 disruptions per minute of running pod time, seed 3.
+DEFAULT_CHAOS_RATE = CHAOS_RATE
+DEFAULT_CHAOS_SEED = CHAOS_SEED
 
 
 @dataclass(frozen=True)
 class ChaosConfig:
     """Seeded random disruptions; ``rate`` is disruptions per minute of one running pod's time."""
 
-    seed: int = 0
+    seed: int = DEFAULT_CHAOS_SEED
     rate: float = DEFAULT_CHAOS_RATE
     #: On a Spot node, the share of disruptions that are node preemptions rather than evictions.
     preempt_share: float = 0.5

@@ -19,7 +19,7 @@ from typing import Any
 from gokart_k8s.pools import NodePool
 
 from .autoscaler import DEFAULT_TIME_SCALE, Autoscaling, summary_lines
-from .chaos import DEFAULT_CHAOS_RATE, ChaosConfig
+from .chaos import DEFAULT_CHAOS_RATE, DEFAULT_CHAOS_SEED, ChaosConfig
 from .cluster import LocalCluster
 
 DEFAULT_KUBECONFIG = Path(".gokart-k8s") / "local-cluster.kubeconfig"
@@ -47,7 +47,12 @@ def register(subparsers: Any) -> None:
         help=f"where to write the kubeconfig (default: {DEFAULT_KUBECONFIG})",
     )
     start.add_argument("--chaos", action="store_true", help="evict pods and preempt Spot nodes at random")
-    start.add_argument("--chaos-seed", type=int, default=0, help="seed of the random chaos (default: 0)")
+    start.add_argument(
+        "--chaos-seed",
+        type=int,
+        default=DEFAULT_CHAOS_SEED,
+        help=f"seed of the random chaos (default: {DEFAULT_CHAOS_SEED})",
+    )
     start.add_argument(
         "--chaos-rate",
         type=float,

@@ -40,7 +40,7 @@ def test_an_unreachable_cluster_fails_the_preflight_with_advice(tmp_path: Path) 
     path = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
     api = connect(kubeconfig=str(path), request_timeout=2)
     with pytest.raises(
-        ClusterError, match=r"Cannot reach the Kubernetes API .* connection refused.*kubectl cluster-info"
+        ClusterError, match=r"Cannot reach the Kubernetes API .*: the connection was refused\. .*kubectl cluster-info"
     ):
         api.check_access("default")
 

@@ -244,7 +244,9 @@ def test_a_restarted_driver_adopts_its_running_job_instead_of_submitting_a_dupli
     assert len(rig.pods_of(name)) == 1
 
 
-def test_an_interrupt_with_the_delete_policy_deletes_the_jobs_in_flight(make_rig: Callable[..., Rig]) -> None:
+def test_an_interrupt_with_the_delete_policy_deletes_the_jobs_in_flight(
+    make_rig: Callable[..., Rig], capsys: pytest.CaptureFixture[str]
+) -> None:
     rig = make_rig()
 
     def interrupt(spec: StepSpec, state: str, detail: str) -> None:
@@ -254,6 +256,7 @@ def test_an_interrupt_with_the_delete_policy_deletes_the_jobs_in_flight(make_rig
     report = rig.run([Sleepy(seconds=30.0, tag="delete")], progress=Recorder(on_state=interrupt), on_interrupt="delete")
     assert report.interrupted and report.kept_jobs == []
     assert rig.jobs() == []
+    assert "Deleted 1 Job in flight in namespace default." in capsys.readouterr().err
 
 
 def test_a_step_unschedulable_for_too_long_fails_naming_what_to_check(make_rig: Callable[..., Rig]) -> None:
@@ -303,7 +306,8 @@ def test_an_interrupt_without_a_terminal_keeps_the_jobs_and_prints_how_to_delete
     report = rig.run([Sleepy(seconds=30.0, tag="ask")], progress=Recorder(on_state=interrupt), on_interrupt="ask")
     (name,) = report.kept_jobs
     assert rig.jobs() == [name]
-    assert f"kubectl delete jobs -n default {name}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"kubectl delete jobs -n default {name}" in err and "Left 1 Job running" in err
 
 
 def test_a_running_steps_log_lines_reach_the_log_sink_while_it_still_runs_each_once(
