@@ -51,6 +51,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _task_command(command: str, options: str = "[options]") -> dict[str, Any]:
+    """Usage and epilog of a command that takes TASK and its luigi parameters (argparse cannot show them)."""
+    from gokart_k8s.tasks import TASK_ARGUMENTS_HELP, task_usage
+
+    return {
+        "usage": task_usage(command, options),
+        "epilog": TASK_ARGUMENTS_HELP,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: luigi's task parameters pass through, and '--n' must not be taken as
     # an abbreviation of one of ours (e.g. '--no-logs').
@@ -64,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     plan = sub.add_parser(
-        "plan", allow_abbrev=False, help="show every step: class, eviction tolerance, cache, placement"
+        "plan",
+        allow_abbrev=False,
+        help="show every step: class, eviction tolerance, cache, placement",
+        **_task_command("plan"),
     )
     plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
     plan.add_argument(
@@ -78,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(plan)
 
-    run = sub.add_parser("run", allow_abbrev=False, help="run the pipeline")
+    run = sub.add_parser("run", allow_abbrev=False, help="run the pipeline", **_task_command("run"))
     run.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="inline")
     run.add_argument("--workers", type=int, default=1, help="inline backend: luigi workers")
     run.add_argument("--run-id", help="run id label of the step Jobs (default: time based)")
@@ -101,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(run)
 
-    render = sub.add_parser("render", allow_abbrev=False, help="write each step's Job manifest as YAML")
+    render = sub.add_parser(
+        "render",
+        allow_abbrev=False,
+        help="write each step's Job manifest as YAML",
+        **_task_command("render", "--platform P [--image IMAGE] -o DIR [options]"),
+    )
     render.add_argument("-o", "--output-dir", required=True, type=Path)
     render.add_argument("--run-id", default="rendered")
     _common(render)
@@ -346,6 +365,13 @@ def cmd_config(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "render": cmd_render, "step": cmd_step, "config": cmd_config}
 
 
+def _help_task(_args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.tasks import task_help
+
+    print(task_help(luigi_argv))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -364,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if command in ("step", "config") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if command in ("plan", "run", "render") and "--help-task" in rest:
+        handler = _help_task
     try:
         from gokart_k8s.settings import check_config_files
 

@@ -80,6 +80,57 @@ def _import_module_flag(argv: Sequence[str]) -> None:
             _import(name, f"--module {name!r}")
 
 
+#: How TASK and its parameters are passed, for the help of every command that takes a task.
+TASK_ARGUMENTS_HELP = """\
+TASK is named as luigi names it: pkg.module.TaskName, or --module pkg.module TaskName.
+Task parameters follow it as on luigi's own command line: --param-name VALUE for TASK
+itself, --Family-param-name VALUE for any task of the pipeline (e.g. --CountWords-chunk 50).
+'--help-task' after TASK lists TASK's parameters, their defaults and help."""
+
+
+def task_usage(command: str, options: str = "[options]") -> str:
+    """The usage line of a command that takes ``TASK [task parameters]``."""
+    return f"gokart-k8s {command} TASK [--param-name VALUE ...] [--Family-param-name VALUE ...] {options}"
+
+
+def task_help(argv: Sequence[str]) -> str:
+    """``--help-task``: the parameters of the task named in ``argv``, with defaults and help."""
+    from luigi.parameter import _no_value  # type: ignore[attr-defined]
+    from luigi.task_register import Register, TaskClassException
+
+    argv = [a for a in argv if a != "--help-task"]
+    _import_module_flag(argv)
+    argv = _import_dotted(argv)
+    names = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--module")]
+    if not names:
+        raise TaskNotFoundError("no task given: name it before --help-task, e.g. 'pkg.module.TaskName --help-task'.")
+    try:
+        cls = Register.get_task_cls(names[0])
+    except TaskClassException as exc:
+        raise TaskNotFoundError(f"{exc}".strip()) from None
+    family = cls.get_task_family()
+    lines = [f"{family} ({cls.__module__}): its parameters, passed after the task name"]
+    import gokart
+
+    # gokart's own knobs (workspace_directory, rerun, ...) are the same for every task: left out.
+    base = {n for n, _p in gokart.TaskOnKart.get_params()} if issubclass(cls, gokart.TaskOnKart) else set()
+    params = [(n, p) for n, p in cls.get_params() if n not in base]
+    if not params:
+        lines.append("  (none)")
+    width = max((len(n) for n, _p in params), default=0) + 2
+    for name, param in params:
+        default = param._default
+        shown = "required" if default is _no_value else f"default {param.serialize(default)!r}"
+        flags = "" if param.significant else ", insignificant (not in the cache key)"
+        flag = f"--{name.replace('_', '-')}"
+        lines.append(f"  {flag:<{width + 2}} {type(param).__name__}, {shown}{flags}")
+        if param.description:
+            lines.append(f"  {'':<{width + 2}} {param.description}")
+    example = f"--{family}-{params[0][0].replace('_', '-')} VALUE" if params else "--CountWords-chunk 50"
+    lines.append(f"Any task of the pipeline takes --Family-param-name VALUE, e.g. {example}.")
+    return "\n".join(lines)
+
+
 def task_from_argv(argv: Sequence[str]) -> Any:
     """Build the root task object from ``TASK [luigi params]``."""
     from luigi.cmdline_parser import CmdlineParser
@@ -184,7 +235,10 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
         if id(task) in seen:
             continue
         seen[id(task)] = task
-        required = task.requires()
+        try:
+            required = task.requires()
+        except Exception:  # left unpinned: the plan's graph walk reports it with the others
+            continue
         task.requires = _Pinned(required)
         setattr(task, LUIGI_ARGS_ATTR, tuple(luigi_args))
         stack.extend(luigi.task.flatten(required))

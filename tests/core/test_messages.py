@@ -21,3 +21,33 @@ def test_run_and_local_cluster_start_have_one_chaos_default_and_the_docs_say_it(
     docs = (REPO / "docs" / "local-cluster.md").read_text() + (REPO / "README.md").read_text()
     assert f"Default seed {CHAOS_SEED} and rate {CHAOS_RATE:g} per pod-minute" in docs
     assert f"default seed {CHAOS_SEED}, {CHAOS_RATE:g} disruptions per pod-minute" in docs
+
+
+def test_usage_lines_name_task_and_parameters(capsys: object) -> None:
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for command in ("plan", "run", "render"):
+        text = choices[command].format_help()
+        assert text.startswith(f"usage: gokart-k8s {command} TASK [--param-name VALUE ...] [--Family-param-name VALUE")
+        assert "--CountWords-chunk 50" in text and "--help-task" in text
+
+
+def test_help_task_lists_the_tasks_parameters_defaults_and_significance(capsys: object) -> None:
+    from gokart_k8s.cli import main
+
+    assert main(["plan", "tests.core.words.CountWords", "--help-task"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.splitlines()[0] == "CountWords (tests.core.words): its parameters, passed after the task name"
+    assert "--chunk" in out and "IntParameter, default '20'" in out
+    assert "FloatParameter, default '0.0', insignificant" in out
+    assert main(["run", "tests.core.pipelines.Floaty", "--help-task"]) == 0
+    assert "--x   FloatParameter, required" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_a_parse_error_points_at_a_flag_that_exists(capsys: object) -> None:
+    from gokart_k8s.cli import main
+
+    assert main(["plan", "tests.core.words.CountWords", "--no-such-param", "1"]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    hint = err[err.index("see '") + 5 : err.rindex("'")]
+    assert hint == "gokart-k8s plan TASK --help-task"
+    assert main(["plan", "tests.core.words.CountWords", "--help-task"]) == 0
