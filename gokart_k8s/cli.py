@@ -133,7 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--luigi-args", default="[]", help="JSON list of luigi's class-level arguments")
     step.add_argument("--debug", action="store_true")
 
-    config = sub.add_parser("config", help="print the effective settings and where each comes from")
+    config = sub.add_parser(
+        "config",
+        help="print the effective settings and where each comes from",
+        usage="gokart-k8s config [TASK [task parameters]]",
+        description="Every setting, the cache location and the resource classes, each with where its value "
+        "comes from (environment variable, file:line, default); with TASK, also each step's resource class and "
+        "eviction tolerance and whether the decorator or a default set it.",
+    )
     config.add_argument("--debug", action="store_true")
 
     try:
@@ -340,26 +347,71 @@ def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
     )
 
 
-def cmd_config(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
-    from gokart_k8s.settings import config_files, field_docs, load_settings
+def cmd_config(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    from gokart_k8s.settings import (
+        config_files,
+        field_docs,
+        load_settings,
+        setting_sources,
+        workspace_source,
+    )
+    from gokart_k8s.workspace import workspace_directory
+
+    def shown(value: Any) -> str:
+        return "none" if value is None else str(value)
 
     settings = load_settings()
+    sources = setting_sources()
     files = config_files()
     print(f"config files read (later wins): {', '.join(files) if files else 'none'}")
+    print(f"cache = {workspace_directory()}    from {workspace_source()}    ([TaskOnKart] workspace_directory)")
     for name, default, doc in field_docs():
         if name in ("catalog", "pools"):
             continue
-        value = getattr(settings, name)
-        print(f"{name} = {value}    (default {default})")
+        source = sources[name]
+        origin = "default" if source == "default" else f"from {source} (default {default})"
+        print(f"{name} = {shown(getattr(settings, name))}    {origin}")
         print(f"    {doc}")
     print("resource classes:")
     for name, rc in settings.catalog.items():
-        print(f"    {name}: {rc.describe()}, spot {'allowed' if rc.spot else 'not allowed'}")
+        where = sources.get(f"resources.{name}", "built-in")
+        print(f"    {name}: {rc.describe()}, spot {'allowed' if rc.spot else 'not allowed'}    ({where})")
     if settings.pools:
         print("node pools:")
         for pool in settings.pools:
-            print(f"    {pool.name}: {pool.cpu} cpu, {pool.memory}, spot={pool.spot}, labels={pool.labels}")
+            where = sources.get(f"pools.{pool.name}", "")
+            print(
+                f"    {pool.name}: {pool.cpu} cpu, {pool.memory}, spot={pool.spot}, labels={pool.labels}    ({where})"
+            )
+    if luigi_argv:
+        _print_step_declarations(settings, sources, luigi_argv)
     return 0
+
+
+def _print_step_declarations(settings: Any, sources: dict[str, str], luigi_argv: list[str]) -> None:
+    """``config TASK``: each step's resource class and eviction tolerance, and where each comes from."""
+    from gokart_k8s.declaration import declaration_of
+    from gokart_k8s.steps import walk
+    from gokart_k8s.tasks import task_from_argv
+
+    def origin(key: str) -> str:
+        source = sources[key]
+        return f"[gokart_k8s] {key}, default" if source == "default" else f"[gokart_k8s] {key} from {source}"
+
+    print("steps (resource class, eviction tolerance, and where each comes from):")
+    for task in walk(task_from_argv(luigi_argv)):
+        declared = declaration_of(task)
+        decorator = f"@gokart_k8s.job on {type(task).__name__}"
+        if declared.resources is None:
+            resources = f"{settings.default_resources} ({origin('default_resources')})"
+        else:
+            name = getattr(declared.resources, "name", None) or declared.resources
+            resources = f"{name if isinstance(name, str) else 'one-off'} ({decorator})"
+        if declared.eviction is None:
+            eviction = f"{settings.default_eviction.value} ({origin('default_eviction')})"
+        else:
+            eviction = f"{declared.eviction.value} ({decorator})"
+        print(f"    {task.get_task_family()}: resources {resources}; eviction {eviction}")
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "render": cmd_render, "step": cmd_step, "config": cmd_config}
@@ -388,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    if command in ("step", "config") and rest:
+    if command == "step" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if command in ("plan", "run", "render") and "--help-task" in rest:
         handler = _help_task

@@ -575,3 +575,53 @@ def load_catalog() -> Catalog:
     import luigi.configuration
 
     return _catalog(luigi.configuration.get_config(), config_files())
+
+
+def setting_sources(
+    config: configparser.RawConfigParser | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    files: list[str] | None = None,
+) -> dict[str, str]:
+    """Where each setting's value comes from, by the precedence of :func:`load_settings`.
+
+    ``environment variable GOKART_K8S_X``, ``file:line`` of the key in the config, or ``default``;
+    resource classes and pools (``resources.NAME``, ``pools.NAME``) by their section's ``file:line``
+    or ``built-in``. Shown by ``gokart-k8s config``.
+    """
+    if config is None:
+        import luigi.configuration
+
+        config = luigi.configuration.get_config()
+    if files is None:
+        files = config_files()
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for key in _SCALAR_FIELDS:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in env:
+            out[key] = f"environment variable {env_name}"
+        elif config.has_option(SECTION, key):
+            out[key] = _locate(files, SECTION, key)
+        else:
+            out[key] = "default"
+    for name in Catalog({}):
+        out[f"resources.{name}"] = "built-in"
+    for section in config.sections():
+        for prefix, kind in ((RESOURCES_PREFIX, "resources"), (POOLS_PREFIX, "pools")):
+            if section.startswith(prefix):
+                out[f"{kind}.{section[len(prefix) :]}"] = _locate(files, section)
+    return out
+
+
+def workspace_source(config: configparser.RawConfigParser | None = None, *, files: list[str] | None = None) -> str:
+    """Where ``[TaskOnKart] workspace_directory`` (the cache) comes from: ``file:line`` or ``default``."""
+    if config is None:
+        import luigi.configuration
+
+        config = luigi.configuration.get_config()
+    if files is None:
+        files = config_files()
+    if config.has_option("TaskOnKart", "workspace_directory"):
+        return _locate(files, "TaskOnKart", "workspace_directory")
+    return "default"
