@@ -382,14 +382,19 @@ def build(
 ) -> Any:
     """``gokart.build(task)`` with every step run by ``backend`` (default: each step a Job).
 
-    Plans first (every problem raised together as :class:`PlanError`, before anything is
-    submitted), runs, and returns the task's output like ``gokart.build``. A failed step raises
-    :class:`StepFailedError`. ``backend="inline"`` is exactly ``gokart.build``.
+    One code path with ``gokart-k8s run`` on every backend: the cache is prepared the same way
+    (for ``gs://``, the create-only google-cloud-storage filesystem, honouring
+    ``STORAGE_EMULATOR_HOST``, and a check of the bucket), the plan is made (every problem raised
+    together as :class:`PlanError`, before anything runs or is submitted), steps already cached are
+    not run again, and the task's output is returned like ``gokart.build``. A failed step raises
+    :class:`StepFailedError`.
+
+    The cache is ``[TaskOnKart] workspace_directory`` of luigi's config, as for ``gokart.build``:
+    set it before the task object is made (a task reads it when it is constructed). The keyword
+    arguments of ``gokart.build`` (``reset_register``, ``log_level``) are accepted and have no effect.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "inline":
-        return _gokart_build()(task, return_value=return_value, **gokart_kwargs)
     settings = settings or load_settings()
     options = dataclasses.replace(options or RunOptions(), backend=backend)
     plan = prepare_plan([task], settings, backend)
@@ -409,13 +414,6 @@ def build(
 
     # gokart's own way of reading a built task's output(s), so the value is what gokart.build returns.
     return importlib.import_module("gokart.build")._get_output(task)
-
-
-def _gokart_build() -> Callable[..., Any]:
-    """gokart's own build function, even while :func:`enable_remote_execution` replaces ``gokart.build``."""
-    import importlib
-
-    return importlib.import_module("gokart.build").build  # type: ignore[no-any-return]
 
 
 @contextmanager

@@ -24,7 +24,7 @@ def test_gokart_build_runs_every_step_as_a_job_on_the_local_cluster_when_remote_
     assert "submitted" not in capsys.readouterr().err
 
 
-def test_gokart_k8s_build_with_the_inline_backend_is_gokart_build() -> None:
+def test_gokart_k8s_build_with_the_inline_backend_returns_what_gokart_build_returns() -> None:
     assert gokart_k8s.build(Summarise(n=2), backend="inline", reset_register=False) == "total=1"
 
 
