@@ -68,7 +68,7 @@ class Chatty(gokart.TaskOnKart[Any]):
         self.dump("said")
 
 
-class Sleepy(gokart.TaskOnKart[Any]):
+class Snoozer(gokart.TaskOnKart[Any]):
     """Runs until stopped (an eviction's SIGTERM)."""
 
     def run(self) -> None:

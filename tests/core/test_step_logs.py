@@ -17,7 +17,7 @@ from gokart_k8s.conventions import EXIT_EVICTED, EXIT_OK, EXIT_USER_ERROR
 from gokart_k8s.entrypoint import step_argv
 from gokart_k8s.settings import load_settings
 from gokart_k8s.steps import spec_for
-from tests.core.pipelines import Boom, Chatty, Sleepy
+from tests.core.pipelines import Boom, Chatty, Snoozer
 
 REPO = Path(__file__).resolve().parents[2]
 BOILERPLATE = ("Luigi Execution Summary", "Informed scheduler", "Running Worker", "Worker Worker(")
@@ -63,7 +63,7 @@ def test_a_failure_shows_its_traceback_once_and_the_exception_as_its_verdict(tmp
 
 
 def test_an_eviction_is_one_line(tmp_path: Path) -> None:
-    command, environ = pod_command(Sleepy(), tmp_path)
+    command, environ = pod_command(Snoozer(), tmp_path)
     proc = subprocess.Popen(
         command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -106,17 +106,17 @@ def test_a_failed_step_on_a_cluster_shows_its_traceback_once_and_a_one_line_verd
 
 
 def interrupt_run(tmp_path: Path, *extra: str) -> tuple[int, str, str]:
-    """Start `gokart-k8s run Sleepy`, press Ctrl-C (SIGINT) once the step runs; exit status and output."""
+    """Start `gokart-k8s run Snoozer`, press Ctrl-C (SIGINT) once the step runs; exit status and output."""
     (tmp_path / "luigi.cfg").write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path}/ws/\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "LUIGI_CONFIG_PATH": str(tmp_path / "luigi.cfg")}
-    command = [sys.executable, "-m", "gokart_k8s", "run", "tests.core.pipelines.Sleepy", *extra]
+    command = [sys.executable, "-m", "gokart_k8s", "run", "tests.core.pipelines.Snoozer", *extra]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err: list[str] = []
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # blocks until the step has started
             err.append(line)
-            if "[Sleepy] started" in line:
+            if "[Snoozer] started" in line:
                 break
         proc.send_signal(signal.SIGINT)
         out, rest = proc.communicate(timeout=120)
@@ -130,6 +130,6 @@ def interrupt_run(tmp_path: Path, *extra: str) -> tuple[int, str, str]:
 def test_an_interrupted_run_says_interrupted_in_its_summary_and_exits_130(tmp_path: Path, backend: str) -> None:
     code, out, err = interrupt_run(tmp_path, "--backend", backend)
     assert code == 130, err
-    row = next(line for line in out.splitlines() if line.startswith("Sleepy"))
+    row = next(line for line in out.splitlines() if line.startswith("Snoozer"))
     assert row.split()[1] == "interrupted"
     assert "0/1 steps done, 0 failed, 1 interrupted" in out and "Traceback" not in err
