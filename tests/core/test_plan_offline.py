@@ -18,6 +18,14 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_gcs_client() -> None:
+    """As in a fresh process: no GCS client made earlier (e.g. for an emulator of another test)."""
+    from gokart_k8s.cache.gcs import install_gcs_filesystem
+
+    install_gcs_filesystem().uninstall()
+
+
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No credentials anywhere, and no metadata server (as on a laptop without gcloud)."""
