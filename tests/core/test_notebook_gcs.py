@@ -4,6 +4,7 @@ the one documented way (docs/cache.md): set the cache, name the task, ``gokart_k
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gokart
@@ -24,11 +25,13 @@ def blobs(bucket: str) -> dict[str, int]:
 
 
 @pytest.fixture(autouse=True)
-def _gokarts_own_client() -> None:
+def _gokarts_own_client() -> Iterator[None]:
     """Each test starts with gokart's own GCS client, as a fresh process (a notebook) does."""
     from gokart_k8s.cache.gcs import install_gcs_filesystem
 
     install_gcs_filesystem().uninstall()
+    yield
+    install_gcs_filesystem().uninstall()  # and no client of this test's emulator settings is left behind
 
 
 def test_build_inline_writes_a_gs_cache_through_the_create_only_filesystem(gcs_bucket: str) -> None:

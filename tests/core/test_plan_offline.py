@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,11 +20,13 @@ def closed_port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_gcs_client() -> None:
+def _fresh_gcs_client() -> Iterator[None]:
     """As in a fresh process: no GCS client made earlier (e.g. for an emulator of another test)."""
     from gokart_k8s.cache.gcs import install_gcs_filesystem
 
     install_gcs_filesystem().uninstall()
+    yield
+    install_gcs_filesystem().uninstall()  # and no client of this test's emulator settings is left behind
 
 
 @pytest.fixture
