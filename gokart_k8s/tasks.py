@@ -224,6 +224,7 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
     elsewhere in this process with the same parameters is resolved afresh.
     """
     import luigi.task
+    from luigi.parameter import MissingParameterException
     from luigi.task_register import Register
 
     from gokart_k8s.steps import unique_id_of
@@ -237,6 +238,8 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
         seen[id(task)] = task
         try:
             required = task.requires()
+        except MissingParameterException:
+            raise  # one clear error (task_from_argv), naming the parameter
         except Exception:  # left unpinned: the plan's graph walk reports it with the others
             continue
         task.requires = _Pinned(required)

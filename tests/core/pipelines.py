@@ -77,3 +77,13 @@ class Snoozer(gokart.TaskOnKart[Any]):
         print("started", flush=True)
         time.sleep(120)
         self.dump("woke")
+
+
+class NeedsFloaty(gokart.TaskOnKart[Any]):
+    """Builds a task whose required parameter nobody passed."""
+
+    def requires(self) -> gokart.TaskOnKart[Any]:
+        return Floaty()
+
+    def run(self) -> None:
+        self.dump(self.load())

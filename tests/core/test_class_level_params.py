@@ -105,8 +105,12 @@ def test_a_rehearsal_passes_class_level_parameters_to_every_pod(tmp_path: Path, 
     assert outputs(tmp_path / "resources") == expected
 
 
-def test_a_missing_required_task_parameter_is_one_clear_error(capsys: Any) -> None:
-    code = main(["plan", "tests.core.pipelines.Floaty"])
+@pytest.mark.parametrize("task", ["Floaty", "NeedsFloaty"], ids=["root", "in-requires"])
+def test_a_missing_required_task_parameter_is_one_clear_error(capsys: Any, task: str) -> None:
+    code = main(["plan", f"tests.core.pipelines.{task}"])
     err = capsys.readouterr().err
     assert code == 2
     assert "a task parameter is missing" in err and "'x'" in err and "Traceback" not in err
+    assert "--Family-param-name value" in err
+    # The fix it names works: the class-level form reaches the task built in requires().
+    assert main(["plan", f"tests.core.pipelines.{task}", "--Floaty-x", "1.5", "--backend", "inline"]) == 0

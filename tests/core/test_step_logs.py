@@ -85,6 +85,10 @@ def test_inline_step_output_goes_to_stderr_prefixed_and_the_summary_alone_to_std
     out, err = capsys.readouterr()
     assert "[Chatty] hello from the step" in err and "[Chatty] INFO chatty: a log line of the step" in err
     assert "hello" not in out and out.splitlines()[0].startswith("STEP")
+    # The summary ends with where the root's output is, ready to copy.
+    from tests.core.pipelines import Chatty as Root
+
+    assert out.splitlines()[-1] == f"output: {Path(Root().output().path()).resolve()}"
     assert not [b for b in BOILERPLATE if b in out + err]
 
     assert main(["run", "tests.core.pipelines.Boom"]) == 1
