@@ -71,6 +71,10 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str, luig
 
     if "" not in sys.path:
         sys.path.insert(0, "")
+    # A container's stdout is a pipe, which Python buffers by blocks: line by line instead, so the
+    # step's prints reach its log (and `kubectl logs -f`) as they happen, in order with its logging.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     from gokart_k8s.codepackage.pod import activate_from_environment
     from gokart_k8s.errors import CodePackageError
 

@@ -74,7 +74,7 @@ class Snoozer(gokart.TaskOnKart[Any]):
     def run(self) -> None:
         import time
 
-        print("started", flush=True)
+        print("started")  # no flush: the in-pod command streams a step's prints line by line
         time.sleep(120)
         self.dump("woke")
 

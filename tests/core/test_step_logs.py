@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,19 @@ def test_a_failure_shows_its_traceback_once_and_the_exception_as_its_verdict(tmp
 
 def test_an_eviction_is_one_line(tmp_path: Path) -> None:
     command, environ = pod_command(Snoozer(), tmp_path)
+    environ.pop("PYTHONUNBUFFERED", None)  # as in a container: stdout is a pipe
     proc = subprocess.Popen(
         command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    guard = threading.Timer(90, proc.kill)  # a line that never comes ends this test, not the suite
+    guard.start()
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "started"  # blocks until the step runs
+        assert proc.stdout.readline().strip() == "started"  # the step's print arrives while it runs
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
+        guard.cancel()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == EXIT_EVICTED
