@@ -191,7 +191,7 @@ def class_level_args(known_args: Any) -> tuple[str, ...]:
     """luigi's class-level arguments (``--Family-param value``) found in a parsed command line.
 
     Rebuilt from luigi's own parse (``CmdlineParser.known_args``), so every spelling luigi accepts
-    (``--X-y=v``, a flag) comes out in one form. Left out: luigi's own configuration classes and
+    (``--X-y=v``, a flag) comes out in one form. Left out: luigi's and gokart's own classes and
     gokart's infrastructure parameters (``--TaskOnKart-workspace-directory``...), which describe where
     this process runs, not what a step computes; a pod takes them from its own config and environment.
     """
@@ -204,7 +204,7 @@ def class_level_args(known_args: Any) -> tuple[str, ...]:
         if without_section or name in infrastructure:
             continue
         cls = Register.get_task_cls(family)
-        if cls.__module__.split(".")[0] in ("luigi", "gokart_k8s"):
+        if cls.__module__.split(".")[0] in ("luigi", "gokart", "gokart_k8s"):
             continue
         dest = f"{family}_{name}"
         value = getattr(known_args, dest, None)

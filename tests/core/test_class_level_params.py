@@ -114,3 +114,13 @@ def test_a_missing_required_task_parameter_is_one_clear_error(capsys: Any, task:
     assert "--Family-param-name value" in err
     # The fix it names works: the class-level form reaches the task built in requires().
     assert main(["plan", f"tests.core.pipelines.{task}", "--Floaty-x", "1.5", "--backend", "inline"]) == 0
+
+
+def test_infrastructure_arguments_stay_with_the_driver() -> None:
+    from gokart_k8s.tasks import luigi_args_of, task_from_argv
+
+    root = task_from_argv(
+        [f"{WORDS}.TopWords", "--CountWords-chunk", "7", "--TaskOnKart-workspace-directory", "/driver/only/"]
+    )
+    # The pod's cache comes from its own environment (a driver's local path means nothing there).
+    assert luigi_args_of(root) == ("--CountWords-chunk", "7")
