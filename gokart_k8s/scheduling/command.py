@@ -58,7 +58,15 @@ def _schedule_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gokart-k8s schedule")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
 
-    create = sub.add_parser("create", help="create or write a schedule: schedule [create] TASK [params] --cron ...")
+    from gokart_k8s.tasks import TASK_ARGUMENTS_HELP, task_usage
+
+    create = sub.add_parser(
+        "create",
+        help="create or write a schedule: schedule [create] TASK [params] --cron ...",
+        usage=task_usage("schedule [create]", "--cron EXPR (-o DIR | --apply) [options]"),
+        epilog=TASK_ARGUMENTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     create.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *" or @daily')
     create.add_argument("--timezone", help="tz database name, e.g. Asia/Tokyo (default UTC)")
     create.add_argument("--name", help="CronJob name (default: the task's name)")

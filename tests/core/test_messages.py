@@ -51,3 +51,15 @@ def test_a_parse_error_points_at_a_flag_that_exists(capsys: object) -> None:
     hint = err[err.index("see '") + 5 : err.rindex("'")]
     assert hint == "gokart-k8s plan TASK --help-task"
     assert main(["plan", "tests.core.words.CountWords", "--help-task"]) == 0
+
+
+def test_schedule_create_usage_names_task_and_its_parameters(capsys: object) -> None:
+    import pytest
+
+    from gokart_k8s.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["schedule", "create", "--help"])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("usage: gokart-k8s schedule [create] TASK [--param-name VALUE ...] [--Family-param-name")
+    assert "--Family-param-name VALUE for any task" in out
