@@ -246,7 +246,12 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
         setattr(task, LUIGI_ARGS_ATTR, tuple(luigi_args))
         stack.extend(luigi.task.flatten(required))
     for task in seen.values():
-        unique_id_of(task)  # gokart caches it on the task (make_unique_id hashes requires())
+        try:
+            unique_id_of(task)  # gokart caches it on the task (make_unique_id hashes requires())
+        except MissingParameterException:
+            raise
+        except Exception:  # a dependency that cannot be made: the plan reports it with the others
+            continue
     cache = getattr(Register, "_Register__instance_cache", None)
     if isinstance(cache, dict):
         for key in [k for k, v in cache.items() if id(v) in seen]:
