@@ -3,7 +3,7 @@
 ::
 
     gokart-k8s step --module pkg.pipeline --family TrainModel \
-        --params '{"epochs":"10"}' --unique-id 0123abcd...
+        --params '{"epochs":"10"}' --unique-id 0123abcd... [--luigi-args '["--LoadData-n-samples","500"]']
 
 The same argv is used by the rehearsal (each step in its own process on the local cluster) and by
 a real cluster, so a rehearsal proves the remote path. The command
@@ -13,13 +13,16 @@ a real cluster, so a rehearsal proves the remote path. The command
    config first (:mod:`gokart_k8s.codepackage.pod`); then imports ``--module`` so the task class
    registers with luigi (from the package, else from the image);
 2. rebuilds the task from ``--family`` and ``--params`` (JSON of luigi's string parameters --
-   never pickle);
+   never pickle), inside luigi's command-line context with ``--luigi-args`` (the class-level
+   arguments of the driver's command line, see :mod:`gokart_k8s.tasks`), so the task's own
+   ``requires()`` builds what the driver's did;
 3. **refuses to run** if the task's ``make_unique_id()`` differs from ``--unique-id``: the image
    holds different code or dependencies than the driver, and running would write outputs under
    another cache key (exit ``EXIT_CODE_SKEW``);
 4. builds the task with gokart (dependencies are already complete: the driver submits a step only
    when its requirements are cached), so gokart's ``complete_check_at_run`` makes a duplicate
-   start of the same step a no-op;
+   start of the same step a no-op. Its log is the step's own output (:mod:`gokart_k8s.steplog`): a failure's traceback once and
+   a last line ``gokart-k8s step: step F failed: Exception: message``, the verdict the driver shows;
 5. exits 0, ``EXIT_USER_ERROR`` when the task's own code raised, or ``EXIT_EVICTED`` when SIGTERM
    arrived (eviction, Spot preemption) and the step stopped after its final checkpoint.
 """
