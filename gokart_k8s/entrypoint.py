@@ -21,8 +21,9 @@ a real cluster, so a rehearsal proves the remote path. The command
    another cache key (exit ``EXIT_CODE_SKEW``);
 4. builds the task with gokart (dependencies are already complete: the driver submits a step only
    when its requirements are cached), so gokart's ``complete_check_at_run`` makes a duplicate
-   start of the same step a no-op. Its log is the step's own output (:mod:`gokart_k8s.steplog`): a failure's traceback once and
-   a last line ``gokart-k8s step: step F failed: Exception: message``, the verdict the driver shows;
+   start of the same step a no-op. Its log is the step's own output (:mod:`gokart_k8s.steplog`):
+   a failure's traceback once, then the verdict the driver shows as one last line,
+   ``gokart-k8s step: step F failed: Exception: message``;
 5. exits 0, ``EXIT_USER_ERROR`` when the task's own code raised, or ``EXIT_EVICTED`` when SIGTERM
    arrived (eviction, Spot preemption) and the step stopped after its final checkpoint.
 """
