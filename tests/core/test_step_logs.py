@@ -142,3 +142,18 @@ def test_an_interrupted_run_says_interrupted_in_its_summary_and_exits_130(tmp_pa
     row = next(line for line in out.splitlines() if line.startswith("Snoozer"))
     assert row.split()[1] == "interrupted"
     assert "0/1 steps done, 0 failed, 1 interrupted" in out and "Traceback" not in err
+
+
+def test_verbose_reaches_every_pod_and_the_inline_backend(capsys: Any) -> None:
+    from gokart_k8s.runner import pod_env, prepare_plan
+    from gokart_k8s.settings import load_settings
+    from gokart_k8s.steplog import VERBOSE_ENV
+
+    plan = prepare_plan([Chatty()], load_settings(), "local-cluster")
+    assert pod_env(plan, "r1", verbose=True)[VERBOSE_ENV] == "1"
+    assert VERBOSE_ENV not in pod_env(plan, "r1")
+
+    assert main(["run", "tests.core.pipelines.Chatty", "--verbose"]) == 0
+    out, err = capsys.readouterr()
+    assert "[Chatty] hello from the step" in err and "Luigi Execution Summary" in err
+    assert "Luigi Execution Summary" not in out
