@@ -203,7 +203,8 @@ def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     else:
         print(plan.table())
         if plan.problems:
-            print(str(PlanError(plan.problems)), file=sys.stderr)
+            # A plan changes nothing: what the problems block is a run (or a render).
+            print(str(PlanError(plan.problems, consequence="a run would stop here")), file=sys.stderr)
     return 0 if plan.ok else EXIT_BAD_INPUT
 
 

@@ -56,7 +56,8 @@ def test_plan_reports_every_problem_in_the_graph_together(capsys: Any, luigi_cfg
     # A kubernetes run needs an image and a gs:// cache: both missing, both reported at once.
     code, _out, err = run_cli(capsys, "plan", f"{PIPELINES}.Summarise")
     assert code == 2
-    assert "2 problems in the pipeline; nothing was submitted" in err
+    # plan submits nothing, so it does not say so: it says what the problems would stop.
+    assert "2 problems in the pipeline; a run would stop here" in err
     assert "no container image" in err and "local directory" in err
 
 
