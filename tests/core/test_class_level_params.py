@@ -129,7 +129,18 @@ def test_infrastructure_arguments_stay_with_the_driver() -> None:
 def test_schedule_checks_the_graph_the_command_line_means_and_passes_it_on(tmp_path: Path, capsys: Any) -> None:
     out = tmp_path / "schedule"
     argv = ["schedule", "create", "tests.core.pipelines.NeedsFloaty", "--Floaty-x", "1.5", "--cron", "0 3 * * *"]
-    common = ["--image", "i:1", "--workspace", "gs://b/p", "--platform", "plain", "-o", str(out)]
+    common = [
+        "--image",
+        "i:1",
+        "--workspace",
+        "gs://b/p",
+        "--platform",
+        "plain",
+        "--code-package",
+        "off",
+        "-o",
+        str(out),
+    ]
     assert main([*argv, *common]) == 0, capsys.readouterr().err
     written = "\n".join(p.read_text() for p in out.glob("*.yaml"))
     # The driver pod runs `gokart-k8s run` with the same class-level arguments.
