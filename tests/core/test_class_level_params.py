@@ -92,7 +92,10 @@ def test_render_uses_the_graph_the_command_line_means(tmp_path: Path, capsys: An
 
     out = tmp_path / "rendered"
     argv = ["render", f"{WORDS}.TopWords", "--CountWords-chunk", "50", "--platform", "plain", "--image", "i:1"]
-    assert main([*argv, "--workspace", "gs://b/p", "-o", str(out)]) == 0, capsys.readouterr().err
+    # The image's code: this test is about the graph, and needs no cache (no code package to store).
+    assert main([*argv, "--workspace", "gs://b/p", "--code-package", "off", "-o", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
     rendered = "\n".join(p.read_text() for p in sorted(out.glob("*.yaml")))
     assert "countwords-" in rendered and '"chunk":"50"' in rendered
     assert '["--CountWords-chunk", "50"]' in rendered
