@@ -7,7 +7,9 @@ lives here, so there is one spelling of each.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 #: Prefix of every label and annotation key gokart_k8s writes.
@@ -17,6 +19,8 @@ LABEL_STEP = f"{LABEL_PREFIX}/step"
 LABEL_UNIQUE_ID = f"{LABEL_PREFIX}/unique-id"
 LABEL_RESOURCE_CLASS = f"{LABEL_PREFIX}/resource-class"
 LABEL_EVICTION = f"{LABEL_PREFIX}/eviction"
+#: Short hash of what a step's Job writes and where (see :func:`step_identity`).
+LABEL_IDENTITY = f"{LABEL_PREFIX}/identity"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gokart-k8s"
 
@@ -34,7 +38,12 @@ EXIT_EVICTED = 143
 #: Exit codes that fail the Job at once instead of spending its retry budget.
 DETERMINISTIC_EXIT_CODES = (EXIT_USER_ERROR, EXIT_CODE_SKEW)
 
+#: Environment variable naming the run that submitted a pod. It changes on every run, so it is left
+#: out of a step's identity: a rerun must find (adopt) the Jobs of an earlier run.
+RUN_ID_ENV = "GOKART_K8S_RUN_ID"
+
 _DNS_LABEL_MAX = 63
+_IDENTITY_LENGTH = 6
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -72,14 +81,33 @@ def dns_label(text: str, *, max_length: int = _DNS_LABEL_MAX) -> str:
     return cleaned or "x"
 
 
-def job_name(step_family: str, unique_id: str) -> str:
+def step_identity(image: str, env: Mapping[str, str]) -> str:
+    """A short hash of everything besides the step's parameters that changes what its Job writes.
+
+    gokart's ``unique_id`` covers the task's significant parameters, but not *where* the output
+    goes (the workspace is an insignificant parameter, carried to the pod in the environment), nor
+    the code that computes it (the image), nor the settings that reach the pod through its
+    environment. Two drivers whose steps differ only in those must never adopt each other's Jobs:
+    a Job writing to another cache would be reported done while this run's cache stays empty.
+    The run id is left out (:data:`RUN_ID_ENV`), so a rerun still adopts an earlier run's Jobs.
+    """
+    significant = {k: v for k, v in env.items() if k != RUN_ID_ENV}
+    text = json.dumps({"image": image, "env": significant}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:_IDENTITY_LENGTH]
+
+
+def job_name(step_family: str, unique_id: str, identity: str = "", *, variant: str = "") -> str:
     """The deterministic Job name of a step: the same step always gets the same name.
 
     A resubmission (a restarted driver, a retried request) therefore finds the existing Job
-    (409 AlreadyExists) instead of creating a duplicate. Job names must be DNS-1123 labels of at
-    most 63 characters (https://kubernetes.io/docs/concepts/workloads/controllers/job/#writing-a-job-spec).
+    (409 AlreadyExists) instead of creating a duplicate. ``identity`` (:func:`step_identity`) is
+    part of the name, so the same step writing to another cache or built from another image gets
+    another Job. ``variant`` is appended as is (``od`` for the on-demand fallback); the step
+    family is shortened, never the hashes. Job names must be DNS-1123 labels of at most 63 characters
+    (https://kubernetes.io/docs/concepts/workloads/controllers/job/#writing-a-job-spec).
     """
-    suffix = unique_id[:12].lower()
+    suffix = unique_id[:12].lower() + (f"-{identity[:_IDENTITY_LENGTH]}" if identity else "")
+    suffix += f"-{variant}" if variant else ""
     head = dns_label(step_family, max_length=_DNS_LABEL_MAX - len(suffix) - 1)
     return f"{head}-{suffix}"
 

@@ -7,11 +7,15 @@ One process, one loop, no poller per step:
 2. **Cache.** Steps already complete are ``cached`` and never submitted.
 3. **Submit.** A step whose requirements are all done is submitted as a Job with a deterministic
    name (:func:`gokart_k8s.conventions.job_name`), while fewer than ``max_concurrent_steps`` are in
-   flight. A name that is taken (409) means a previous driver submitted the same step: a running
-   Job is *adopted* and followed, a succeeded one is done once the cache confirms it, a failed one
-   is deleted and submitted again. No path creates a second Job for a step.
-4. **Follow.** A :class:`~gokart_k8s.cluster.watching.Watcher` keeps one watch on the run's Jobs and
-   one on its pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). With a
+   flight. The name holds the step's *identity* (:func:`~gokart_k8s.conventions.step_identity`:
+   cache, image, pod settings), so drivers writing to different caches never share Jobs. Jobs an
+   earlier driver left (either variant, the original or ``-od``) are handled by the rules of
+   :mod:`gokart_k8s.cluster.adoption`: a running one is *adopted* and followed, at most one is
+   ever active, and a replacement is submitted only after the pods of the Job it replaces have
+   stopped. Jobs are followed by uid, so the deletion of a Job this driver replaced is never
+   mistaken for the loss of its replacement.
+4. **Follow.** A :class:`~gokart_k8s.cluster.watching.Watcher` keeps one watch on the Jobs of the
+   run's identity and one on their pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). With a
    ``log_sink``, each *running* pod's log is streamed live (``follow=true``, one daemon thread per
    running pod, so at most ``max_concurrent_steps``) and handed over line by line with the step's
    name; if a stream breaks, the rest is read once when the pod ends. Without one, only a failed
@@ -21,12 +25,19 @@ One process, one loop, no poller per step:
    step. After ``fallback_after_evictions`` a tolerant step on Spot is moved to on-demand capacity
    (its Job deleted, a new one ``<name>-od`` submitted), the idea of flyte's
    interruptible-failure-threshold; after more than ``eviction_retries`` the step fails.
-6. **Failures** carry advice (:class:`~gokart_k8s.errors.StepFailedError`). As in luigi, the run
+6. **Done means in this run's cache.** A step is ``succeeded`` only once ``is_complete`` finds its
+   output in the cache this driver uses; a Job that succeeded without that is a failure.
+   **Failures** carry advice (:class:`~gokart_k8s.errors.StepFailedError`). As in luigi, the run
    goes on with steps that do not depend on a failed one; its dependents are ``skipped``.
    A pod Unschedulable for longer than ``unschedulable_timeout_seconds`` and an image that cannot
    be pulled fail the step and delete its Job.
+   Every pod of a step is one :class:`~gokart_k8s.cluster.outcomes.Attempt` in its report.
 7. **Ctrl-C** never orphans Jobs silently: ``on_interrupt`` decides whether in-flight Jobs are
    deleted or kept, and kept ones are named with the command that deletes them.
+8. **The API server gone.** Failed watches and requests are reported at once ("cluster
+   unreachable, retrying"), retried with backoff for ``api_unreachable_timeout_seconds``, then the
+   run stops with an error (``RunReport.error``) that names the Jobs that may still be running;
+   a rerun adopts them.
 """
 
 from __future__ import annotations
@@ -40,17 +51,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gokart_k8s.cluster import ClusterAPI
-from gokart_k8s.cluster.outcomes import Outcome, OutcomeKind, classify, classify_pod
+from gokart_k8s.cluster.adoption import decide
+from gokart_k8s.cluster.outcomes import Attempt, Outcome, OutcomeKind, attempt_of, classify, classify_pod
 from gokart_k8s.cluster.watching import Change, Watcher
-from gokart_k8s.conventions import LABEL_RUN_ID, job_name, label_value
-from gokart_k8s.errors import ClusterError, GokartK8sError, StepEvictedError, StepFailedError
+from gokart_k8s.conventions import LABEL_IDENTITY, job_name, step_identity
+from gokart_k8s.errors import (
+    ClusterError,
+    ClusterUnreachableError,
+    GokartK8sError,
+    StepEvictedError,
+    StepFailedError,
+)
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.manifests import build_job_manifest, job_selector
 from gokart_k8s.platforms import PlatformProfile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import Step, StepSpec
+from gokart_k8s.workspace import WORKSPACE_ENV
 
-__all__ = ["ProgressSink", "RunObserver", "RunReport", "StepReport", "fallback_job_name", "run_steps"]
+__all__ = ["Attempt", "ProgressSink", "RunObserver", "RunReport", "StepReport", "fallback_job_name", "run_steps"]
 
 #: Log lines kept per step for the advice of a failed step.
 _LOG_TAIL = 20
@@ -58,7 +77,13 @@ _LOG_TAIL = 20
 _TICK_SECONDS = 0.5
 #: How long a Job seen ended waits for its pods' final states before the step is decided anyway.
 _POD_END_GRACE_SECONDS = 10.0
-_JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+_JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+#: Silence on both watches after which the watcher asks the API server whether it still answers,
+#: and how long it waits for the answer before it reports the server unreachable.
+_PROBE_SECONDS = 15.0
+_PROBE_TIMEOUT_SECONDS = 10.0
+#: How long a replacement waits for the pods of the Job it replaces, beyond their grace period.
+_REPLACE_MARGIN_SECONDS = 120.0
 
 
 class ProgressSink(Protocol):
@@ -86,6 +111,8 @@ class StepReport:
     outcome: Outcome | None = None
     #: Pods started for the step (each eviction or retry starts one more).
     attempts: int = 0
+    #: Every pod of the step, in the order they ended (the last may still be running when the run stopped).
+    attempt_log: list[Attempt] = field(default_factory=list)
     evictions: int = 0
     #: True if the step was moved to on-demand capacity after evictions.
     fallback: bool = False
@@ -106,10 +133,14 @@ class RunReport:
     #: Jobs left running on the cluster after an interrupt (names).
     kept_jobs: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    #: Why the run stopped before its steps ended (the cluster unreachable for too long), if it did.
+    error: GokartK8sError | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(s.state in ("cached", "succeeded") for s in self.steps)
+        return (
+            not self.interrupted and self.error is None and all(s.state in ("cached", "succeeded") for s in self.steps)
+        )
 
     def failures(self) -> list[StepReport]:
         return [s for s in self.steps if s.state == "failed"]
@@ -118,24 +149,33 @@ class RunReport:
         return [s for s in self.steps if s.spec.family == family]
 
 
-def fallback_job_name(spec: StepSpec) -> str:
+def fallback_job_name(spec: StepSpec, identity: str = "") -> str:
     """The deterministic name of a step's on-demand Job: its Job name with ``-od``, at most 63 chars."""
-    return job_name(spec.family, spec.unique_id)[:60].rstrip("-") + "-od"
+    return job_name(spec.family, spec.unique_id, identity, variant="od")
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
-def _job_of_pod(pod: Mapping[str, Any]) -> str | None:
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str(_meta(obj).get("uid") or "")
+
+
+def _job_uid_of_pod(pod: Mapping[str, Any]) -> str | None:
+    """The uid of the Job that owns ``pod``: a name is reused by a replacement Job, a uid never is."""
+    for owner in _meta(pod).get("ownerReferences") or []:
+        if owner.get("kind") == "Job" and owner.get("uid"):
+            return str(owner["uid"])
     labels = _meta(pod).get("labels") or {}
-    for key in _JOB_NAME_LABELS:
+    for key in _JOB_UID_LABELS:
         if labels.get(key):
             return str(labels[key])
-    for owner in _meta(pod).get("ownerReferences") or []:
-        if owner.get("kind") == "Job":
-            return str(owner.get("name"))
     return None
+
+
+def _pod_stopped(pod: Mapping[str, Any], deleted: bool) -> bool:
+    return deleted or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 @dataclass
@@ -145,11 +185,20 @@ class _Run:
     step: Step
     report: StepReport
     state: str = "waiting"  # waiting, in-flight, done
+    #: The Job followed (name and uid); None while a submission waits.
     job: str | None = None
+    job_uid: str | None = None
     on_demand: bool = False
     spot: bool = False
-    resubmitted: bool = False
+    #: A submission waiting for the pods of replaced Jobs to stop: its on_demand flag.
+    pending: bool | None = None
+    pending_since: float | None = None
+    #: Replaced Jobs: uid -> name (deletion retried while the cluster does not answer).
+    replaced: dict[str, str] = field(default_factory=dict)
+    undeleted: set[str] = field(default_factory=set)
     counted: set[str] = field(default_factory=set)
+    #: Pods already in the report's attempt log.
+    recorded: set[str] = field(default_factory=set)
     pod_uids: set[str] = field(default_factory=set)
     started: float | None = None
     unschedulable_since: float | None = None
@@ -195,6 +244,7 @@ class _Driver:
         profile: PlatformProfile,
         progress: ProgressSink | None,
         log_sink: Callable[[str, str], None] | None,
+        notice: Callable[[str], None] | None,
         on_interrupt: Literal["ask", "delete", "keep"],
         is_complete: Callable[[Sequence[Step]], set[str]],
         clock: Callable[[], float],
@@ -207,21 +257,40 @@ class _Driver:
         self.run_id = run_id
         self.image = image
         self.env = dict(env)
+        self.identity = step_identity(image, env)
         self.profile = profile
         self.progress = progress
         self.log_sink = log_sink
+        self.notice = notice
         self.on_interrupt = on_interrupt
         self.is_complete = is_complete
         self.clock = clock
         self.runs = [_Run(step=s, report=StepReport(spec=s.spec)) for s in steps]
         self.by_uid = {r.spec.unique_id: r for r in self.runs}
-        # Job name -> the step it belongs to; retired names (deleted by us) map to None.
-        self.job_owner: dict[str, _Run | None] = {}
+        # Both Job names of every step (original and on-demand) -> the step.
+        self.names: dict[str, _Run] = {}
+        for run in self.runs:
+            self.names[self._name(run, on_demand=False)] = run
+            self.names[self._name(run, on_demand=True)] = run
+        # The latest state of every Job of ours by name (whatever its uid): what adoption decides on.
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.pods: dict[str, dict[str, dict[str, Any]]] = {}  # job name -> pod uid -> pod
+        # Job uid -> the step following it; Job uid -> the step that replaced it (events ignored).
+        self.followed: dict[str, _Run] = {}
+        self.retired: dict[str, _Run] = {}
+        self.pods: dict[str, dict[str, dict[str, Any]]] = {}  # job uid -> pod uid -> pod
+        # Uids of the Jobs of this run's steps (any run's): pods of other Jobs of the identity are not kept.
+        self.job_uids: set[str] = set()
         self.deleted_pods: set[str] = set()
-        self.selector = job_selector(run_id)
+        # Every Job of this identity, whichever run submitted it: that is what a rerun adopts.
+        self.selector = job_selector(identity=self.identity)
         self.watcher: Watcher | None = None
+        # Where the API does not answer ("jobs"/"pods" watch, "requests"), and since when.
+        self.unreachable: dict[str, str] = {}
+        self.unreachable_since: float | None = None
+
+    def _name(self, run: _Run, *, on_demand: bool) -> str:
+        spec = run.spec
+        return job_name(spec.family, spec.unique_id, self.identity, variant="od" if on_demand else "")
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -240,6 +309,12 @@ class _Driver:
             if self.log_sink is not None:
                 self.log_sink(run.spec.family, line)
 
+    def _notice(self, text: str) -> None:
+        if self.notice is not None:
+            self.notice(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> RunReport:
@@ -248,29 +323,33 @@ class _Driver:
         if self.settings.service_account:
             self.api.check_service_account(self.ns, self.settings.service_account)
         self._mark_cached()
-        self.watcher = Watcher(self.api, self.ns, self.selector, timeout_seconds=self.settings.watch_timeout_seconds)
+        self.watcher = Watcher(
+            self.api,
+            self.ns,
+            self.selector,
+            timeout_seconds=self.settings.watch_timeout_seconds,
+            probe_seconds=_PROBE_SECONDS,
+            probe_timeout_seconds=_PROBE_TIMEOUT_SECONDS,
+        )
         interrupted = False
         kept: list[str] = []
+        error: GokartK8sError | None = None
         try:
             self._start_watch(self.watcher)
             for run in self.runs:
                 if run.state == "waiting":
                     self._state(run, "pending")
             while True:
-                self._submit_ready()
-                in_flight = [r for r in self.runs if r.state == "in-flight"]
-                if not in_flight:
+                try:
+                    if not self._step_loop(self.watcher):
+                        break
+                    self._reachable("requests")
+                except ClusterUnreachableError as exc:
+                    self._lost("requests", str(exc))
+                error = self._gave_up()
+                if error is not None:
+                    kept = [r.job for r in self.runs if r.state == "in-flight" and r.job]
                     break
-                change = self.watcher.get(timeout=_TICK_SECONDS)
-                touched: set[int] = set()
-                for c in ([change] if change else []) + self.watcher.drain():
-                    owner = self._apply(c)
-                    if owner is not None:
-                        touched.add(id(owner))
-                for run in in_flight:
-                    waiting = run.unschedulable_since is not None or run.ending_since is not None
-                    if run.state == "in-flight" and (id(run) in touched or waiting):
-                        self._evaluate(run)
         except KeyboardInterrupt:
             interrupted = True
             kept = self._interrupt()
@@ -280,9 +359,68 @@ class _Driver:
         for run in self.runs:
             if run.state == "in-flight":
                 run.report.state = "interrupted"
+                self._record_remaining(run)
             if run.started is not None and run.report.seconds is None:
                 run.report.seconds = now - run.started
-        return RunReport([r.report for r in self.runs], interrupted, kept, now - began)
+        return RunReport([r.report for r in self.runs], interrupted, kept, now - began, error)
+
+    def _step_loop(self, watcher: Watcher) -> bool:
+        """One turn: submit what is ready, apply changes, decide; False once nothing is in flight."""
+        self._submit_ready()
+        in_flight = [r for r in self.runs if r.state == "in-flight"]
+        if not in_flight:
+            return False
+        change = watcher.get(timeout=_TICK_SECONDS)
+        touched: set[int] = set()
+        for c in ([change] if change else []) + watcher.drain():
+            if c.type == "ERROR":
+                self._lost(c.resource, str(c.object.get("message") or "the watch failed"))
+                continue
+            if c.type == "RECONNECTED":
+                self._reachable(c.resource)
+                continue
+            owner = self._apply(c)
+            if owner is not None:
+                touched.add(id(owner))
+        for run in in_flight:
+            waiting = run.unschedulable_since is not None or run.ending_since is not None or run.pending is not None
+            if run.state == "in-flight" and (id(run) in touched or waiting):
+                self._evaluate(run)
+        return True
+
+    # --- the API server gone -------------------------------------------------------------------
+
+    def _lost(self, where: str, message: str) -> None:
+        first = not self.unreachable
+        self.unreachable[where] = message
+        if first:
+            self.unreachable_since = self.clock()
+            limit = int(self.settings.api_unreachable_timeout_seconds)
+            self._notice(f"cluster unreachable, retrying for up to {limit} s… ({message})")
+
+    def _reachable(self, where: str) -> None:
+        if self.unreachable.pop(where, None) is None or self.unreachable:
+            return
+        if self.unreachable_since is not None:
+            self._notice(f"cluster reachable again after {self.clock() - self.unreachable_since:.0f} s")
+        self.unreachable_since = None
+
+    def _gave_up(self) -> GokartK8sError | None:
+        """The error that stops the run once the API has not answered for too long, else None."""
+        since = self.unreachable_since
+        limit = self.settings.api_unreachable_timeout_seconds
+        if since is None or self.clock() - since <= limit:
+            return None
+        names = [r.job for r in self.runs if r.state == "in-flight" and r.job]
+        running = f": {', '.join(names)}" if names else ""
+        last = next(iter(self.unreachable.values()), "")
+        return ClusterUnreachableError(
+            f"The Kubernetes API did not answer for {int(self.clock() - since)} s "
+            f"(api_unreachable_timeout_seconds={limit:g}); the run stopped. Last error: {last}\n"
+            f"The steps' Jobs may still be running on the cluster in namespace {self.ns}{running}. "
+            "Run the same command again once the cluster answers: it adopts the running Jobs, and "
+            "finished steps are cached. Raise api_unreachable_timeout_seconds in [gokart_k8s] to wait longer."
+        )
 
     def _mark_cached(self) -> None:
         complete = self.is_complete([r.step for r in self.runs])
@@ -324,39 +462,142 @@ class _Driver:
                     self._state(run, "skipped", f"not run: {names} failed")
                     progressed = True
                 elif ready and in_flight < limit:
-                    self._submit(run)
+                    self._start(run)
                     progressed = True
                     if run.state == "in-flight":
                         in_flight += 1
 
     # --- submission and adoption ---------------------------------------------------------------
 
-    def _submit(self, run: _Run, *, on_demand: bool = False) -> None:
+    def _start(self, run: _Run) -> None:
+        """Adopt the step's Job left by an earlier driver, or submit one (rules: cluster.adoption)."""
+        run.state = "in-flight"
+        if run.started is None:
+            run.started = self.clock()
+        primary, fallback = self._name(run, on_demand=False), self._name(run, on_demand=True)
+        found = [job for name, job in self.jobs.items() if name in (primary, fallback)]
+        decision = decide(found, primary=primary, fallback=fallback, run_id=self.run_id)
+        if decision.action == "follow":
+            run.report.adopted = True
+            try:
+                run.spot = bool(self.profile.place(run.spec, on_demand=decision.on_demand).spot)
+            except GokartK8sError:
+                run.spot = False  # only decides whether evictions move the step to on-demand capacity
+            self._follow_job(run, self.jobs[decision.job], on_demand=decision.on_demand)
+            for name in decision.retire:
+                self._retire(run, name)
+            self._state(run, "submitted", decision.reason)
+            self._evaluate(run)
+            return
+        if decision.reason:
+            self._state(run, "pending", decision.reason)
+        for job in found:
+            if _meta(job).get("deletionTimestamp"):
+                # Being deleted (by an earlier driver): its pods may still run; wait for them too.
+                self.retired[_uid(job)] = run
+                run.replaced[_uid(job)] = str(_meta(job).get("name"))
+        self._replace(run, on_demand=decision.on_demand, retire=decision.retire)
+
+    def _follow_job(self, run: _Run, job: dict[str, Any], *, on_demand: bool) -> None:
+        name, uid = str(_meta(job).get("name")), _uid(job)
+        run.job, run.job_uid = name, uid
+        run.on_demand = on_demand
+        run.report.job = name
+        run.report.fallback = on_demand
+        run.ending_since = None
+        run.unschedulable_since = None
+        self.followed[uid] = run
+        self.job_uids.add(uid)
+        self.jobs[name] = job
+
+    def _replace(self, run: _Run, *, on_demand: bool, retire: Sequence[str] = ()) -> None:
+        """Delete the ``retire`` Jobs, then submit the step once their pods have stopped (never two at once)."""
+        run.job, run.job_uid = None, None
+        run.pending = on_demand
+        run.pending_since = self.clock()
+        for name in retire:
+            self._retire(run, name)
+        self._submit_pending(run)
+
+    def _submit_pending(self, run: _Run) -> None:
+        on_demand = run.pending
+        if on_demand is None:
+            return
+        for name in sorted(run.undeleted):
+            self.api.delete_job(self.ns, name)  # the cluster did not answer before; try again
+            run.undeleted.discard(name)
+        live = [
+            str(_meta(pod).get("name"))
+            for job_uid in run.replaced
+            for pod_uid, pod in self.pods.get(job_uid, {}).items()
+            if not _pod_stopped(pod, pod_uid in self.deleted_pods)
+        ]
+        if live:
+            waited = self.clock() - (run.pending_since or self.clock())
+            if waited > self.settings.termination_grace_seconds + _REPLACE_MARGIN_SECONDS:
+                run.pending = None
+                self._fail(
+                    run,
+                    None,
+                    error=StepFailedError(
+                        f"Step {run.spec.family}: pod {', '.join(live)} of the Job it replaces was still running "
+                        f"after {int(waited)} s; a second attempt was not started beside it.",
+                        step=run.spec.family,
+                        reason="ReplacedPodStillRunning",
+                        advice=f"Delete the pod (`kubectl delete pod -n {self.ns} {live[0]}`) and run again.",
+                    ),
+                )
+            return
+        self._submit(run, on_demand=on_demand)
+
+    def _submit(self, run: _Run, *, on_demand: bool) -> None:
         spec = run.spec
-        name = fallback_job_name(spec) if on_demand else job_name(spec.family, spec.unique_id)
+        name = self._name(run, on_demand=on_demand)
         try:
             placement = self.profile.place(spec, on_demand=on_demand)
             manifest = build_job_manifest(
-                spec, placement, self.settings, run_id=self.run_id, image=self.image, env=self.env, name=name
+                spec,
+                placement,
+                self.settings,
+                run_id=self.run_id,
+                image=self.image,
+                env=self.env,
+                name=name,
+                identity=self.identity,
             )
             job, created = self._create(manifest, name)
+        except ClusterUnreachableError:
+            raise  # the loop retries the submission while it waits for the cluster
         except (ClusterError, GokartK8sError) as exc:
+            run.pending = None
             self._fail(run, None, error=exc)
             return
-        run.state = "in-flight"
-        run.job = name
-        run.on_demand = on_demand
+        run.pending = None
         run.spot = bool(placement.spot)
-        run.report.job = name
-        run.report.fallback = on_demand
-        if run.started is None:
-            run.started = self.clock()
-        self.job_owner[name] = run
-        self.jobs[name] = job
+        theirs = (_meta(job).get("labels") or {}).get(LABEL_IDENTITY)
+        if not created and theirs != self.identity:
+            # Not a Job of this step as this run defines it (another cache or image): following it
+            # would report its outputs as ours, and its events are outside this run's watch.
+            self._fail(
+                run,
+                None,
+                error=StepFailedError(
+                    f"Step {spec.family}: the Job name {name} is taken by a Job that is not this step's "
+                    f"(identity {theirs or 'none'}, this run's {self.identity}).",
+                    step=spec.family,
+                    reason="JobNameTaken",
+                    advice=f"Delete it if it is stale (`kubectl delete job -n {self.ns} {name}`) and run again.",
+                ),
+            )
+            return
+        self._follow_job(run, job, on_demand=on_demand)
         if created:
             self._state(run, "submitted", name)
             return
-        self._adopt(run, job)
+        # Created meanwhile by another driver of the same identity: follow it, whatever its state.
+        run.report.adopted = True
+        self._state(run, "submitted", f"adopted Job {name}")
+        self._evaluate(run)
 
     def _create(self, manifest: Mapping[str, Any], name: str) -> tuple[dict[str, Any], bool]:
         # A Job we (or a previous driver) just deleted may still be going away: its name is taken
@@ -368,40 +609,6 @@ class _Driver:
             time.sleep(0.5)
         raise ClusterError(f"Job {name} is still being deleted after 30 s; delete it by hand and rerun.")
 
-    def _adopt(self, run: _Run, job: dict[str, Any]) -> None:
-        name = str(_meta(job).get("name"))
-        run.report.adopted = True
-        outcome = classify(job, [])
-        if outcome.kind is OutcomeKind.SUCCEEDED:
-            # Done by an earlier driver; trust it only if the cache agrees.
-            if run.spec.unique_id in self.is_complete([run.step]):
-                self._succeed(run, "adopted finished Job " + name)
-                return
-        if outcome.final or outcome.kind is OutcomeKind.SUCCEEDED:
-            if run.resubmitted:
-                self._fail(run, outcome)
-                return
-            run.resubmitted = True
-            self._retire(run, name)
-            self._submit(run, on_demand=run.on_demand)
-            return
-        labels = _meta(job).get("labels") or {}
-        if labels.get(LABEL_RUN_ID) not in (None, label_value(self.run_id)):
-            # Submitted under another run id: outside our watch's selector. Widen the watch to
-            # every gokart-k8s Job of the namespace (once); events of Jobs not ours are ignored.
-            self._widen_watch()
-        self._state(run, "submitted", f"adopted running Job {name}")
-        self._evaluate(run)
-
-    def _widen_watch(self) -> None:
-        wide = job_selector()
-        if self.selector == wide or self.watcher is None:
-            return
-        self.watcher.stop()
-        self.selector = wide
-        self.watcher = Watcher(self.api, self.ns, wide, timeout_seconds=self.settings.watch_timeout_seconds)
-        self._start_watch(self.watcher)
-
     def _start_watch(self, watcher: Watcher) -> None:
         """Start ``watcher``; every object of its initial listing counts as a change."""
         for resource, items in watcher.start().items():
@@ -409,12 +616,19 @@ class _Driver:
                 self._apply(Change(resource, "MODIFIED", obj))
 
     def _retire(self, run: _Run, name: str) -> None:
-        """Delete a Job we no longer want; its late events are ignored."""
-        self.job_owner[name] = None
-        self.jobs.pop(name, None)
-        self.pods.pop(name, None)
+        """Delete a Job we no longer want; its late events are ignored, its pods awaited before a replacement."""
+        job = self.jobs.pop(name, None)
+        uid = _uid(job) if job is not None else ""
+        if uid:
+            self.followed.pop(uid, None)
+            self.retired[uid] = run
+            run.replaced[uid] = name
         try:
             self.api.delete_job(self.ns, name)
+        except ClusterUnreachableError as exc:
+            run.undeleted.add(name)  # deleted again before a replacement is submitted
+            self._lost("requests", str(exc))
+            self._log(run, f"(could not delete Job {name} yet: {exc})")
         except ClusterError as exc:
             self._log(run, f"(could not delete Job {name}: {exc})")
 
@@ -422,46 +636,48 @@ class _Driver:
 
     def _apply(self, change: Change) -> _Run | None:
         """Record a watch change; return the step it concerns, if any."""
-        if change.type == "ERROR":
-            return None
         obj = change.object
+        uid = _uid(obj)
         if change.resource == "jobs":
             name = change.name
-            owner = self.job_owner.get(name)
-            if name in self.job_owner and owner is None:
-                return None  # retired
+            if name not in self.names:
+                return None  # a Job of this identity, but not of a step of this run
+            self.job_uids.add(uid)
+            if uid in self.retired:
+                return None  # replaced by us: its deletion is expected
+            follower = self.followed.get(uid)
             if change.type == "DELETED":
-                self.jobs.pop(name, None)
-                if owner is not None and owner.state == "in-flight" and owner.job == name:
+                if _uid(self.jobs.get(name) or {}) == uid:
+                    self.jobs.pop(name, None)
+                if follower is not None and follower.state == "in-flight" and follower.job_uid == uid:
                     # Deleted by someone else while we followed it: a lost step, not a user error.
                     self._fail(
-                        owner,
+                        follower,
                         None,
                         error=StepFailedError(
-                            f"Step {owner.spec.family}: its Job {name} was deleted by someone else.",
-                            step=owner.spec.family,
+                            f"Step {follower.spec.family}: its Job {name} was deleted by someone else.",
+                            step=follower.spec.family,
                             reason="JobDeleted",
                             advice="Run the pipeline again; finished steps are cached.",
                         ),
                     )
                 return None
-            if owner is not None or name not in self.job_owner:
-                self.jobs[name] = obj
-            return owner
-        job = _job_of_pod(obj)
-        if job is None or (job in self.job_owner and self.job_owner[job] is None):
+            current = self.jobs.get(name)
+            if current is not None and _uid(current) != uid and _uid(current) in self.followed:
+                return None  # a late event of an older Job of this name
+            self.jobs[name] = obj
+            return follower
+        job_uid = _job_uid_of_pod(obj)
+        if job_uid is None or job_uid not in self.job_uids:
             return None
-        uid = str(_meta(obj).get("uid") or change.name)
-        bucket = self.pods.setdefault(job, {})
+        bucket = self.pods.setdefault(job_uid, {})
+        pod_uid = uid or change.name
         if change.type == "DELETED":
-            if uid in bucket:
-                bucket[uid] = bucket[uid]  # keep the last full state for classification
-            else:
-                bucket[uid] = obj
-            self.deleted_pods.add(uid)
+            bucket.setdefault(pod_uid, obj)  # keep the last full state for classification
+            self.deleted_pods.add(pod_uid)
         else:
-            bucket[uid] = obj
-        owner = self.job_owner.get(job)
+            bucket[pod_uid] = obj
+        owner = self.followed.get(job_uid) or self.retired.get(job_uid)
         if owner is not None and self.recorder is not None:
             self.recorder.pod_seen(owner.spec, obj, deleted=change.type == "DELETED")
         return owner
@@ -469,24 +685,28 @@ class _Driver:
     # --- deciding ------------------------------------------------------------------------------
 
     def _evaluate(self, run: _Run) -> None:
-        name = run.job
-        if name is None or run.state != "in-flight":
+        if run.state != "in-flight":
+            return
+        self._record_replaced(run)
+        if run.pending is not None:
+            self._submit_pending(run)
+            return
+        name, job_uid = run.job, run.job_uid
+        if name is None or job_uid is None:
             return
         job = self.jobs.get(name)
-        if job is None:
+        if job is None or _uid(job) != job_uid:
             return
-        pods = self.pods.get(name, {})
+        catalog = self.settings.catalog
+        pods = self.pods.get(job_uid, {})
         running = False
         unsettled: list[Mapping[str, Any]] = []
         for uid, pod in list(pods.items()):
             run.pod_uids.add(uid)
             if uid in run.counted:
-                if uid in self.deleted_pods:
-                    pods.pop(uid, None)
-                    self.deleted_pods.discard(uid)
                 continue
             deleted = uid in self.deleted_pods
-            ended = classify_pod(pod, job=job, deleted=deleted)
+            ended = classify_pod(pod, job=job, deleted=deleted, catalog=catalog)
             if not ended.final:
                 running = running or ended.kind is OutcomeKind.RUNNING
                 if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None and uid not in run.followers:
@@ -498,11 +718,13 @@ class _Driver:
             if self.recorder is not None:
                 self.recorder.pod_ended(run.spec, pod, ended)
             self._read_log(run, pod, deleted)
+            self._record(run, uid, pod, ended)
             if ended.kind is OutcomeKind.EVICTED:
                 if self._evicted(run, ended):
                     return
         run.report.attempts = len(run.pod_uids)
-        outcome = classify(job, list(pods.values()), log_tail=list(run.log_tail))
+        live = [p for u, p in pods.items() if u not in self.deleted_pods]
+        outcome = classify(job, live, log_tail=list(run.log_tail), catalog=catalog)
         if outcome.final and unsettled:
             # Jobs and pods arrive on two streams: the Job's end can be seen before its pod's. Wait
             # (a little) for the pod's final state, whose exit code and log make the outcome and its
@@ -513,9 +735,11 @@ class _Driver:
             if now - run.ending_since < _POD_END_GRACE_SECONDS:
                 return
             for ended_pod in unsettled:
-                run.counted.add(str(_meta(ended_pod).get("uid") or ""))
+                pod_uid = _uid(ended_pod)
+                run.counted.add(pod_uid)
                 self._read_log(run, ended_pod, False)
-            outcome = classify(job, list(pods.values()), log_tail=list(run.log_tail))
+                self._record(run, pod_uid, ended_pod, classify_pod(ended_pod, job=job, catalog=catalog))
+            outcome = classify(job, live, log_tail=list(run.log_tail), catalog=catalog)
         if outcome.kind is OutcomeKind.SUCCEEDED:
             self._succeed(run)
         elif outcome.final:
@@ -559,10 +783,33 @@ class _Driver:
         old = run.job
         self._state(run, "pending", f"Spot capacity unavailable for {int(waited)} s; moving to on-demand capacity")
         run.unschedulable_since = None
-        if old is not None:
-            self._retire(run, old)
-        self._submit(run, on_demand=True)
+        self._replace(run, on_demand=True, retire=[old] if old is not None else [])
         return True
+
+    def _record(self, run: _Run, pod_uid: str, pod: Mapping[str, Any], outcome: Outcome) -> None:
+        """Add one pod to the step's attempt log (once)."""
+        if pod_uid in run.recorded:
+            return
+        run.recorded.add(pod_uid)
+        run.report.attempt_log.append(attempt_of(pod, outcome, ended=time.time()))
+
+    def _record_replaced(self, run: _Run) -> None:
+        """Pods of Jobs the step left (fallback, resubmission) are attempts too, once they stopped."""
+        for job_uid in run.replaced:
+            for pod_uid, pod in self.pods.get(job_uid, {}).items():
+                deleted = pod_uid in self.deleted_pods
+                if pod_uid not in run.recorded and _pod_stopped(pod, deleted):
+                    run.pod_uids.add(pod_uid)
+                    self._record(run, pod_uid, pod, classify_pod(pod, deleted=deleted))
+
+    def _record_remaining(self, run: _Run) -> None:
+        """At the end: every pod of the step not yet in its attempt log, as it was last seen."""
+        self._record_replaced(run)
+        for job_uid in [run.job_uid, *run.replaced]:
+            for pod_uid, pod in self.pods.get(job_uid or "", {}).items():
+                run.pod_uids.add(pod_uid)
+                self._record(run, pod_uid, pod, classify_pod(pod, deleted=pod_uid in self.deleted_pods))
+        run.report.attempts = max(run.report.attempts, len(run.pod_uids))
 
     def _follow(self, run: _Run, uid: str, pod_name: str) -> None:
         follower = _Follower()
@@ -594,9 +841,14 @@ class _Driver:
                 return
         if deleted or (self.log_sink is None and (pod.get("status") or {}).get("phase") != "Failed"):
             return
-        text = self.api.read_pod_log(
-            self.ns, str(_meta(pod).get("name")), tail_lines=None if self.log_sink else _LOG_TAIL
-        )
+        try:
+            text = self.api.read_pod_log(
+                self.ns, str(_meta(pod).get("name")), tail_lines=None if self.log_sink else _LOG_TAIL
+            )
+        except ClusterError as exc:
+            # The log is for the user and the advice; losing it must not lose the pod's outcome.
+            self._log(run, f"(the log of pod {_meta(pod).get('name')} could not be read: {exc})")
+            return
         if follower is not None:
             # Only what the broken stream had not delivered yet.
             text = "\n".join(text.splitlines()[follower.lines :])
@@ -623,14 +875,34 @@ class _Driver:
         if fallback > 0 and n >= fallback and run.spot and not run.on_demand and run.spec.eviction is Eviction.TOLERATE:
             old = run.job
             self._state(run, "evicted", f"{ended.reason}; {n} evictions, moving to on-demand capacity")
-            if old is not None:
-                self._retire(run, old)
-            self._submit(run, on_demand=True)
+            self._replace(run, on_demand=True, retire=[old] if old is not None else [])
             return True
         self._state(run, "evicted", f"{ended.reason}; resuming ({n} of at most {settings.eviction_retries})")
         return False
 
     def _succeed(self, run: _Run, detail: str = "") -> None:
+        # Done means the output is in *this run's* cache, whoever ran the Job: a pod that wrote
+        # elsewhere (another workspace in the image's config) must not pass for a finished step.
+        try:
+            confirmed = run.spec.unique_id in self.is_complete([run.step])
+            why = "" if confirmed else "its output is not in this run's cache"
+        except GokartK8sError as exc:
+            confirmed, why = False, f"the cache could not be checked ({exc})"
+        if not confirmed:
+            workspace = self.env.get(WORKSPACE_ENV, "the workspace")
+            self._fail(
+                run,
+                None,
+                error=StepFailedError(
+                    f"Step {run.spec.family}: its Job {run.job} succeeded, but {why} ({workspace}).",
+                    step=run.spec.family,
+                    reason="OutputMissing",
+                    advice="Check that the step's image does not set its own workspace_directory (the pod must "
+                    f"write where {WORKSPACE_ENV} points) and that nothing deletes outputs from the cache "
+                    "meanwhile, then run again.",
+                ),
+            )
+            return
         run.state = "done"
         run.report.state = "succeeded"
         run.report.outcome = Outcome(OutcomeKind.SUCCEEDED, "Complete", final=True)
@@ -656,20 +928,18 @@ class _Driver:
         run.report.state = "failed"
         run.report.outcome = outcome
         run.report.error = error
+        self._finish(run)
         if delete and run.job is not None:
             self._retire(run, run.job)
-        self._finish(run)
         self._state(run, "failed", str(error) if error else "")
 
     def _finish(self, run: _Run) -> None:
         if run.started is not None:
             run.report.seconds = self.clock() - run.started
-        run.report.attempts = max(run.report.attempts, len(run.pod_uids))
-        if run.job is not None:
-            # Stop tracking; later events of the Job (TTL deletion) are ignored.
-            self.job_owner[run.job] = None
-            self.jobs.pop(run.job, None)
-            self.pods.pop(run.job, None)
+        self._record_remaining(run)
+        if run.job_uid is not None:
+            # Stop following; later events of the Job (TTL deletion) are ignored.
+            self.followed.pop(run.job_uid, None)
 
     # --- Ctrl-C --------------------------------------------------------------------------------
 
@@ -725,13 +995,16 @@ def run_steps(
     on_interrupt: Literal["ask", "delete", "keep"] = "ask",
     is_complete: Callable[[Sequence[Step]], set[str]] | None = None,
     recorder: RunObserver | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run ``steps`` (dependencies first or in any order) as Jobs and follow them to the end.
 
     ``is_complete`` returns the unique ids already in the cache (default: ``task.complete()`` per
     step). ``log_sink(step_family, line)`` receives every log line of every pod once it ends.
+    ``notice(text)`` receives the driver's own news (the cluster unreachable, then back); default stderr.
     Raises :class:`ClusterError` only for the preflight check; every step failure is in the report.
-    After Ctrl-C the report has ``interrupted=True`` and names the Jobs left running.
+    After Ctrl-C the report has ``interrupted=True`` and names the Jobs left running; after the API
+    did not answer for ``api_unreachable_timeout_seconds``, ``error`` says so and ``kept_jobs`` names them.
     ``recorder`` (the run record) is told every step state and every pod of the run.
     """
     driver = _Driver(
@@ -744,6 +1017,7 @@ def run_steps(
         profile=profile,
         progress=progress,
         log_sink=log_sink,
+        notice=notice,
         on_interrupt=on_interrupt,
         is_complete=is_complete or _default_is_complete,
         clock=time.monotonic,

@@ -9,7 +9,8 @@ The tree::
     ├── TaskNotFoundError (LookupError) TASK on the command line cannot be imported or does not exist
     ├── PlanError (ValueError)          one or more steps cannot be honoured; lists *every* problem
     ├── ClusterError                    the cluster is unreachable, forbidden, or refused an object
-    │   └── SubmissionError             the API refused a Job (the ApiException is the __cause__)
+    │   ├── SubmissionError             the API refused a Job (the ApiException is the __cause__)
+    │   └── ClusterUnreachableError     no answer at all (connection refused, timed out, reset)
     ├── CodeSkewError                   the image computes another unique id than the driver did
     ├── StepFailedError                 a step failed permanently (exit code, reason, advice)
     ├── StepEvictedError                a step was evicted or preempted (retryable, never the user's fault)
@@ -62,6 +63,10 @@ class ClusterError(GokartK8sError):
 
 class SubmissionError(ClusterError):
     """The Kubernetes API refused an object gokart_k8s submitted."""
+
+
+class ClusterUnreachableError(ClusterError):
+    """The Kubernetes API did not answer at all: worth retrying for a while, unlike a refusal."""
 
 
 class CodeSkewError(GokartK8sError):

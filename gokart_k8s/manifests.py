@@ -52,6 +52,7 @@ from gokart_k8s.conventions import (
     DETERMINISTIC_EXIT_CODES,
     EXIT_EVICTED,
     LABEL_EVICTION,
+    LABEL_IDENTITY,
     LABEL_MANAGED_BY,
     LABEL_PREFIX,
     LABEL_RESOURCE_CLASS,
@@ -95,9 +96,9 @@ def _version(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def step_labels(spec: StepSpec, run_id: str) -> dict[str, str]:
+def step_labels(spec: StepSpec, run_id: str, identity: str = "") -> dict[str, str]:
     """The labels of a step's Job and pod, each a valid label value."""
-    return {
+    labels = {
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_RUN_ID: label_value(run_id),
         LABEL_STEP: label_value(spec.family),
@@ -105,13 +106,18 @@ def step_labels(spec: StepSpec, run_id: str) -> dict[str, str]:
         LABEL_RESOURCE_CLASS: label_value(spec.resource_class.name or "one-off"),
         LABEL_EVICTION: spec.eviction.value,
     }
+    if identity:
+        labels[LABEL_IDENTITY] = identity
+    return labels
 
 
-def job_selector(run_id: str | None = None) -> str:
-    """Label selector of gokart_k8s Jobs (and their pods), optionally of one run only."""
+def job_selector(run_id: str | None = None, *, identity: str | None = None) -> str:
+    """Label selector of gokart_k8s Jobs (and their pods), optionally of one run or one identity only."""
     selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
     if run_id is not None:
         selector += f",{LABEL_RUN_ID}={label_value(run_id)}"
+    if identity is not None:
+        selector += f",{LABEL_IDENTITY}={identity}"
     return selector
 
 
@@ -153,6 +159,7 @@ def build_job_manifest(
     secret_env: Mapping[str, tuple[str, str]] | None = None,
     run_as_user: int | None = DEFAULT_RUN_AS_USER,
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+    identity: str = "",
 ) -> dict[str, Any]:
     """The Job that runs ``spec`` with ``placement`` (see the module docstring).
 
@@ -165,8 +172,9 @@ def build_job_manifest(
         run_as_user: the uid of the step; ``None`` keeps the image's ``USER`` (which must then be
             a numeric non-root uid, or the kubelet refuses to start the container).
         kubernetes_version: the oldest cluster version the manifest must suit.
+        identity: :func:`gokart_k8s.conventions.step_identity` of the image and env (label and name).
     """
-    labels = step_labels(spec, run_id)
+    labels = step_labels(spec, run_id, identity)
     pod_labels = {**placement.labels, **labels}
     job_annotations = {
         ANNOTATION_UNIQUE_ID: spec.unique_id,
@@ -238,7 +246,7 @@ def build_job_manifest(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name or job_name(spec.family, spec.unique_id),
+            "name": name or job_name(spec.family, spec.unique_id, identity),
             "namespace": settings.namespace,
             "labels": labels,
             "annotations": job_annotations,

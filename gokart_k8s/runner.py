@@ -164,12 +164,13 @@ def _run_id(options: RunOptions) -> str:
 
 def pod_env(plan: Plan, run_id: str, *, verbose: bool = False) -> dict[str, str]:
     """Environment of every step pod: where the cache is, which run, the SIGTERM budget."""
+    from gokart_k8s.conventions import RUN_ID_ENV
     from gokart_k8s.steplog import VERBOSE_ENV
     from gokart_k8s.workspace import WORKSPACE_ENV
 
     env = {
         WORKSPACE_ENV: plan.workspace,
-        "GOKART_K8S_RUN_ID": run_id,
+        RUN_ID_ENV: run_id,
         "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
     }
     if verbose:
@@ -219,6 +220,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             on_interrupt=on_interrupt,  # type: ignore[arg-type]
             is_complete=_is_complete,
             recorder=recorder,
+            notice=progress.log,
         )
         if recorder is not None:
             recorder.interrupted = report.interrupted
@@ -367,8 +369,23 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
             notes.append("adopted a running Job")
         if notes:
             progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
+        if len(step.attempt_log) > 1 or any(a.outcome not in ("succeeded", "running") for a in step.attempt_log):
+            # Every attempt, so a retry spent on a kill or an OOM is visible, not just the last one.
+            for number, attempt in enumerate(step.attempt_log, 1):
+                where = [f"node {attempt.node}"] if attempt.node else []
+                where += [f"pool {attempt.pool}"] if attempt.pool else []
+                where += [f"{attempt.capacity_type} capacity"] if attempt.capacity_type else []
+                said = attempt.reason
+                if attempt.exit_code is not None and f"exit {attempt.exit_code}" not in said:
+                    said = f"{said}, exit {attempt.exit_code}" if said else f"exit {attempt.exit_code}"
+                progress.log(
+                    f"{step.spec.family}: attempt {number}: pod {attempt.pod}"
+                    f"{' on ' + ', '.join(where) if where else ''}: {attempt.outcome}{f' ({said})' if said else ''}"
+                )
         if step.error is not None:
             progress.log(f"{step.spec.family}: {step.error}")
+    if report.error is not None:
+        progress.log(f"gokart-k8s: error: {report.error}")
 
 
 def build(

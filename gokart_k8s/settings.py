@@ -271,6 +271,13 @@ class Settings:
         default=50,
         metadata=_doc("Largest code package (MB, uncompressed); a larger one is refused naming its largest files."),
     )
+    api_unreachable_timeout_seconds: float = field(
+        default=180.0,
+        metadata=_doc(
+            "How long (seconds) the driver keeps retrying when the Kubernetes API stops answering mid-run "
+            "before it stops with an error; the steps' Jobs may keep running, and a rerun adopts them."
+        ),
+    )
     catalog: Catalog = field(
         default_factory=Catalog,
         metadata=_doc("Named resource classes: the built-ins plus [gokart_k8s.resources.NAME] sections."),

@@ -41,7 +41,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
 from gokart_k8s.cluster.kubeconfig import check_kubeconfig
-from gokart_k8s.errors import ClusterError, SubmissionError
+from gokart_k8s.errors import ClusterError, ClusterUnreachableError, SubmissionError
 
 __all__ = ["KubernetesCluster", "connect"]
 
@@ -164,7 +164,7 @@ class _Watch:
             except _CONNECTION_ERRORS as exc:
                 if self._closed.is_set():
                     return
-                raise ClusterError(
+                raise ClusterUnreachableError(
                     f"The watch on {self._path} broke ({type(exc).__name__}); it resumes from its resourceVersion."
                 ) from exc
             if buffer.strip():
@@ -280,11 +280,11 @@ class KubernetesCluster:
         # Full jitter, so a crowd of retries does not hit the API server at the same instant.
         return random.uniform(0, min(self._max_backoff, self._backoff * 2**attempt))
 
-    def _unreachable(self, exc: BaseException) -> ClusterError:
+    def _unreachable(self, exc: BaseException) -> ClusterUnreachableError:
         why = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "was refused"
         if "refused" not in str(exc).lower() and why != "timed out":
             why = f"failed ({type(exc).__name__})"
-        return ClusterError(
+        return ClusterUnreachableError(
             f"Cannot reach the Kubernetes API at {self.host}: the connection {why}. "
             "Check that the cluster is running and that the kubeconfig's current context "
             "(or kube_context in [gokart_k8s]) is the one "
@@ -323,6 +323,9 @@ class KubernetesCluster:
             )
         else:
             message = f"The Kubernetes API refused {what} ({status} {exc.reason}: {said})."
+            if status == 429 or status >= 500:
+                # Still failing after the retries: the API server is overloaded or restarting.
+                cls = ClusterUnreachableError
         error = cls(message)
         error.__cause__ = exc
         return error

@@ -27,7 +27,9 @@ status.reason Shutdown, ...      evicted             GKE graceful node shutdown 
                                                      same reasons as system-retryable)
 deleted before it finished       evicted             node lost, pod deleted by someone else
 exit 143                         evicted             the step saved a checkpoint after SIGTERM
-OOMKilled or exit 137            out_of_memory       container memory limit (no DisruptionTarget)
+terminated reason OOMKilled      out_of_memory       the kubelet says the container hit its limit
+exit 137                         killed              SIGKILL from something else (not the kubelet's
+                                                     OOM report): a node agent, a force delete
 exit 42                          user_error          the step's own code raised
 exit 43                          code_skew           the image computes another unique id
 StartError (command not run)     cannot_start        the image lacks the command
@@ -37,6 +39,11 @@ any other non-zero exit          failed              crash, signal
 DisruptionTarget is checked first because a disrupted pod that ignores SIGTERM is SIGKILLed after
 its grace period and exits 137 -- an eviction, not a lack of memory
 (https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions).
+Only the kubelet's ``OOMKilled`` reason means out of memory: exit 137 is just 128 + SIGKILL, and
+advising more memory for a kill from elsewhere wastes money and hides the real cause
+(https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#exceed-a-container-s-memory-request).
+
+:class:`Attempt` is one pod of a step, as the run summary and the run record show it.
 """
 
 from __future__ import annotations
@@ -57,15 +64,19 @@ from gokart_k8s.conventions import (
     LABEL_STEP,
 )
 from gokart_k8s.errors import QuantityError
-from gokart_k8s.resources import BUILTIN_CLASSES, format_bytes, parse_quantity
+from gokart_k8s.placement import LABEL_CAPACITY, LABEL_POOL
+from gokart_k8s.resources import BUILTIN_CLASSES, ResourceClass, format_bytes, parse_quantity
 
 __all__ = [
     "DISRUPTION_REASONS",
     "NODE_SHUTDOWN_REASONS",
+    "Attempt",
     "Outcome",
     "OutcomeKind",
+    "attempt_of",
     "classify",
     "classify_pod",
+    "next_class_up",
 ]
 
 
@@ -77,6 +88,7 @@ class OutcomeKind(str, enum.Enum):
     SUCCEEDED = "succeeded"
     EVICTED = "evicted"
     OUT_OF_MEMORY = "out_of_memory"
+    KILLED = "killed"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     IMAGE_PULL_FAILED = "image_pull_failed"
     UNSCHEDULABLE = "unschedulable"
@@ -122,7 +134,7 @@ _CANNOT_START_WAITING = frozenset({"CreateContainerConfigError", "CreateContaine
 #: Terminated reasons of a container whose command could not be run (the runtime's exec failed).
 _START_ERRORS = frozenset({"StartError", "ContainerCannotRun"})
 
-_EXIT_OOM = 137  # 128 + SIGKILL: what the runtime reports when the OOM killer ends the process
+_EXIT_SIGKILL = 137  # 128 + SIGKILL: the OOM killer's signal, but not only its
 
 
 @dataclass(frozen=True)
@@ -266,9 +278,11 @@ def _by_exit(code: int) -> Callable[[_PodFacts], str | None]:
 
 
 def _by_oom(f: _PodFacts) -> str | None:
-    if f.terminated_reason == "OOMKilled":
-        return "OOMKilled"
-    return f"exit {_EXIT_OOM}" if f.exit_code == _EXIT_OOM else None
+    return "OOMKilled" if f.terminated_reason == "OOMKilled" else None
+
+
+def _by_sigkill(f: _PodFacts) -> str | None:
+    return f"SIGKILL, exit {_EXIT_SIGKILL}" if f.exit_code == _EXIT_SIGKILL else None
 
 
 def _by_start_error(f: _PodFacts) -> str | None:
@@ -288,7 +302,8 @@ _POD_RULES: tuple[_Rule, ...] = (
     ("node shutdown status reason", _by_node_shutdown, OutcomeKind.EVICTED),
     ("deleted before it finished", _by_deletion, OutcomeKind.EVICTED),
     ("SIGTERM handled (checkpoint saved)", _by_exit(EXIT_EVICTED), OutcomeKind.EVICTED),
-    ("out of memory", _by_oom, OutcomeKind.OUT_OF_MEMORY),
+    ("out of memory (kubelet says OOMKilled)", _by_oom, OutcomeKind.OUT_OF_MEMORY),
+    ("killed by SIGKILL", _by_sigkill, OutcomeKind.KILLED),
     ("user error", _by_exit(EXIT_USER_ERROR), OutcomeKind.USER_ERROR),
     ("code skew", _by_exit(EXIT_CODE_SKEW), OutcomeKind.CODE_SKEW),
     ("command could not start", _by_start_error, OutcomeKind.CANNOT_START),
@@ -334,22 +349,23 @@ def _job_context(job: Mapping[str, Any] | None) -> _JobContext:
     )
 
 
-def _bigger_class(memory: str) -> str | None:
-    """A built-in class with more memory than ``memory`` to name in OOM advice.
+def next_class_up(memory: str, catalog: Mapping[str, ResourceClass] | None = None) -> str | None:
+    """The class of ``catalog`` (default: the built-ins) to name in out-of-memory advice.
 
-    Among the bigger classes, the one with the most memory per core: a step that ran out of memory
-    needs memory, not cores.
+    The next class up by memory: the least memory above ``memory``, fewest cores among equals,
+    without GPUs. Not the largest: a 1Gi step that ran out of memory most likely fits in the next
+    size, and the largest class costs many times more.
     """
     try:
         have = parse_quantity(memory)
     except QuantityError:
         return None
     bigger = [
-        (rc.memory_bytes / rc.cpu_cores, name)
-        for name, rc in BUILTIN_CLASSES.items()
+        (rc.memory_bytes, rc.cpu_cores, name)
+        for name, rc in (BUILTIN_CLASSES if catalog is None else catalog).items()
         if rc.memory_bytes > have and not rc.gpu
     ]
-    return max(bigger)[1] if bigger else None
+    return min(bigger)[2] if bigger else None
 
 
 def _pretty_memory(memory: str) -> str:
@@ -363,15 +379,21 @@ def _pretty_memory(memory: str) -> str:
 _VERDICT_PREFIX = "gokart-k8s step: step "
 
 
-def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_tail: Sequence[str]) -> tuple[str, str]:
+def _advice(
+    kind: OutcomeKind,
+    facts: _PodFacts | None,
+    ctx: _JobContext,
+    log_tail: Sequence[str],
+    catalog: Mapping[str, ResourceClass] | None = None,
+) -> tuple[str, str]:
     """(message, advice) for a failure of ``kind``; every message names the step."""
     step = ctx.step
     rc = ctx.resource_class or "one-off"
     code = None if facts is None else facts.exit_code
     if kind is OutcomeKind.OUT_OF_MEMORY:
         mem = _pretty_memory(ctx.memory) if ctx.memory else "its memory limit"
-        bigger = _bigger_class(ctx.memory) if ctx.memory else None
-        example = f" (e.g. {bigger!r})" if bigger else ""
+        bigger = next_class_up(ctx.memory, catalog) if ctx.memory else None
+        example = f" (the next one up is {bigger!r})" if bigger else ""
         where = (
             f"or raise memory for {rc!r} in luigi.cfg ([gokart_k8s.resources.{rc}] memory = ...)"
             if ctx.resource_class
@@ -380,6 +402,14 @@ def _advice(kind: OutcomeKind, facts: _PodFacts | None, ctx: _JobContext, log_ta
         return (
             f"Step {step} ran out of memory on resource class {rc!r} ({mem}).",
             f"Use a bigger class{example}, {where}.",
+        )
+    if kind is OutcomeKind.KILLED:
+        return (
+            f"Step {step} was killed (SIGKILL, exit {_EXIT_SIGKILL}) without the kubelet reporting OOMKilled.",
+            "Something outside the step killed it: a node agent, a force deletion (`kubectl delete pod "
+            "--grace-period=0`), the node's own out-of-memory killer acting on a child process, or a step that "
+            "ignored SIGTERM past its grace period. It is retried up to backoff_limit times; check the node's "
+            "events (`kubectl describe node`) before giving the step more memory.",
         )
     if kind is OutcomeKind.USER_ERROR:
         # The in-pod command ends a failure with one verdict line naming the exception (its traceback
@@ -508,10 +538,12 @@ def classify_pod(
     deleted: bool = False,
     log_tail: Sequence[str] = (),
     now: datetime | None = None,
+    catalog: Mapping[str, ResourceClass] | None = None,
 ) -> Outcome:
     """How one pod ended, or why it is still waiting; ``deleted`` if the API reported it deleted.
 
-    ``job`` (the pod's Job) is only used to name the step, class and image in messages.
+    ``job`` (the pod's Job) is only used to name the step, class and image in messages;
+    ``catalog`` (default: the built-ins) to name the next class up in out-of-memory advice.
     """
     facts = _pod_facts(pod, deleted=deleted)
     ctx = _job_context(job)
@@ -522,7 +554,7 @@ def classify_pod(
             reason = rule(facts)
             if reason is None:
                 continue
-            message, advice = _advice(kind, facts, ctx, log_tail)
+            message, advice = _advice(kind, facts, ctx, log_tail, catalog)
             return Outcome(
                 kind,
                 reason,
@@ -578,6 +610,7 @@ def classify(
     *,
     log_tail: Sequence[str] = (),
     now: datetime | None = None,
+    catalog: Mapping[str, ResourceClass] | None = None,
 ) -> Outcome:
     """The step's outcome from its Job and the Job's pods (any order; deleted pods left out).
 
@@ -598,7 +631,7 @@ def classify(
             return Outcome(OutcomeKind.DEADLINE_EXCEEDED, reason, final=True, message=message, advice=advice)
         # Blame the pod that decided it: the latest one that failed for a reason of its own
         # (not an eviction, which the podFailurePolicy ignores), else the latest failed pod.
-        outcomes = [classify_pod(p, job=job, log_tail=log_tail, now=now) for p in ordered]
+        outcomes = [classify_pod(p, job=job, log_tail=log_tail, now=now, catalog=catalog) for p in ordered]
         ended = [o for o in outcomes if o.final and o.kind is not OutcomeKind.SUCCEEDED]
         own = [o for o in ended if o.kind is not OutcomeKind.EVICTED]
         if not ended:
@@ -612,7 +645,9 @@ def classify(
             )
         blamed = (own or ended)[-1]
         return replace(blamed, final=True, reason=f"{reason}: {blamed.reason}")
-    live = [classify_pod(p, job=job, log_tail=log_tail, now=now) for p in ordered if not _is_terminal(p)]
+    live = [
+        classify_pod(p, job=job, log_tail=log_tail, now=now, catalog=catalog) for p in ordered if not _is_terminal(p)
+    ]
     for kind in (
         OutcomeKind.CANNOT_START,
         OutcomeKind.IMAGE_PULL_FAILED,
@@ -627,3 +662,81 @@ def classify(
 
 def _is_terminal(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+# --- attempts -------------------------------------------------------------------------------
+
+#: Node-selector keys that name a pool or the capacity type on the platforms we know.
+_POOL_SELECTORS = ("cloud.google.com/gke-nodepool", "karpenter.sh/nodepool", "eks.amazonaws.com/nodegroup")
+_SPOT_SELECTORS = {
+    ("cloud.google.com/gke-spot", "true"): "spot",
+    ("cloud.google.com/gke-provisioning", "spot"): "spot",
+    ("karpenter.sh/capacity-type", "spot"): "spot",
+    ("karpenter.sh/capacity-type", "on-demand"): "on-demand",
+    ("eks.amazonaws.com/capacityType", "SPOT"): "spot",
+    ("eks.amazonaws.com/capacityType", "ON_DEMAND"): "on-demand",
+}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One pod of a step: where it ran, when, and how it ended.
+
+    Times are wall-clock epoch seconds (None when the API did not say); ``outcome`` is an
+    :class:`OutcomeKind` value (``running`` or ``pending`` for a pod the run stopped following).
+    """
+
+    pod: str
+    node: str | None
+    #: The node pool, from the pod's labels or node selector, when the placement names one.
+    pool: str | None
+    #: ``spot``, ``on-demand``, or None when the placement allowed either.
+    capacity_type: str | None
+    submitted: float | None
+    started: float | None
+    ended: float | None
+    outcome: str
+    reason: str
+    exit_code: int | None
+
+
+def _epoch(text: Any) -> float | None:
+    parsed = _parse_time(str(text)) if text else None
+    return parsed.timestamp() if parsed is not None else None
+
+
+def attempt_of(pod: Mapping[str, Any], outcome: Outcome, *, ended: float | None = None) -> Attempt:
+    """The :class:`Attempt` of ``pod`` as ``outcome`` describes it.
+
+    ``ended`` is used when the pod's container says nothing (a pod deleted before it started).
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    labels = meta.get("labels") or {}
+    selector = spec.get("nodeSelector") or {}
+    pool = labels.get(LABEL_POOL) or next((selector[k] for k in _POOL_SELECTORS if selector.get(k)), None)
+    capacity = labels.get(LABEL_CAPACITY)
+    if capacity not in ("spot", "on-demand"):
+        capacity = next((v for (k, want), v in _SPOT_SELECTORS.items() if selector.get(k) == want), None)
+    started = _epoch(status.get("startTime"))
+    finished: float | None = None
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for key in ("running", "terminated"):
+            if state.get(key):
+                started = _epoch(state[key].get("startedAt")) or started
+        if state.get("terminated"):
+            finished = _epoch(state["terminated"].get("finishedAt"))
+    return Attempt(
+        pod=str(meta.get("name") or ""),
+        node=spec.get("nodeName") or None,
+        pool=str(pool) if pool else None,
+        capacity_type=capacity,
+        submitted=_epoch(meta.get("creationTimestamp")),
+        started=started,
+        ended=finished if finished is not None else (ended if outcome.final else None),
+        outcome=outcome.kind.value,
+        reason=outcome.reason,
+        exit_code=outcome.exit_code,
+    )

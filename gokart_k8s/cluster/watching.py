@@ -16,22 +16,37 @@ The list-then-watch protocol (https://kubernetes.io/docs/reference/using-api/api
   from the new list as ``DELETED``;
 - bound every wait: the server ends each watch after ``timeout_seconds`` and the client gives up on
   a connection silent for longer than that (see :mod:`gokart_k8s.cluster.kubernetes`), so a dead
-  connection cannot hang the driver.
+  connection cannot hang the driver;
+- say when the API is lost and when it is back: a failed watch or list is an ``ERROR`` change at
+  once (then retried with capped exponential backoff), and the first LIST that succeeds after
+  failures is a ``RECONNECTED`` change. The re-list (rather than a re-watch) after a failure also
+  reports what was deleted meanwhile. The driver decides how long it keeps trying;
+- notice a server that went silent: a dead peer does not always close the connection (a network
+  partition, a frozen control plane), and a watch then waits for its read timeout (minutes). After
+  ``probe_seconds`` without any event, a cheap request (GET of a Job that does not exist) asks
+  whether the server still answers; no answer within ``probe_timeout_seconds`` is an ``ERROR``
+  change of source ``api`` (and the streams are broken, so they reconnect), the next answer a
+  ``RECONNECTED`` one.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from gokart_k8s.cluster import ClusterAPI, ObjectList, Resource, WatchStream
 from gokart_k8s.errors import ClusterError
 
-__all__ = ["Change", "Watcher"]
+__all__ = ["Change", "Source", "Watcher"]
 
 _RESOURCES: tuple[Resource, ...] = ("jobs", "pods")
+#: Where a change comes from: one of the two watches, or the liveness probe (``api``).
+Source = Literal["jobs", "pods", "api"]
+#: The Job the liveness probe reads: it never exists, so the answer is a cheap 404.
+_PROBE_JOB = "gokart-k8s-liveness-probe"
 
 
 @dataclass(frozen=True)
@@ -39,10 +54,12 @@ class Change:
     """One change the driver should apply: ``ADDED``/``MODIFIED``/``DELETED`` of a Job or pod.
 
     ``ERROR`` changes carry a message in ``object["message"]``: the watch could not be resumed for
-    now (it keeps trying); the driver may show it.
+    now (it keeps trying); the driver may show it. ``RECONNECTED`` (empty object) follows the first
+    successful LIST after ``ERROR`` changes of the same resource. Source ``api`` is the liveness
+    probe (only ``ERROR`` and ``RECONNECTED``).
     """
 
-    resource: Resource
+    resource: Source
     type: str
     object: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +96,8 @@ class Watcher:
         timeout_seconds: int = 300,
         retry_seconds: float = 1.0,
         max_retry_seconds: float = 30.0,
+        probe_seconds: float = 15.0,
+        probe_timeout_seconds: float = 10.0,
     ) -> None:
         self._api = api
         self._namespace = namespace
@@ -93,8 +112,12 @@ class Watcher:
         # name -> uid of every object currently known, to report deletions missed during a 410.
         self._known: dict[Resource, dict[str, str]] = {r: {} for r in _RESOURCES}
         self._lock = threading.Lock()
+        self._probe_every = probe_seconds
+        self._probe_timeout = probe_timeout_seconds
+        self._last_seen = time.monotonic()
         self.relists = 0
         self.resumes = 0
+        self.probes = 0
 
     def start(self) -> dict[Resource, list[dict[str, Any]]]:
         """List both resources, start following them, and return what was listed."""
@@ -114,6 +137,11 @@ class Watcher:
             )
             thread.start()
             self._threads.append(thread)
+        if self._probe_every > 0:
+            probe = threading.Thread(target=self._probe, name="gokart-k8s-watch-probe", daemon=True)
+            probe.start()
+            self._threads.append(probe)
+        self._last_seen = time.monotonic()
         return snapshot
 
     def get(self, timeout: float) -> Change | None:
@@ -141,8 +169,11 @@ class Watcher:
                     stream.close()
                 except Exception:
                     pass
+        # At most 5 s in all: a thread blocked on a silent server only ends with its request's timeout
+        # (the threads are daemons, so they cannot keep the process alive).
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # --- inside the threads -------------------------------------------------------------------
 
@@ -160,6 +191,7 @@ class Watcher:
 
     def _relist(self, resource: Resource) -> str:
         listed = self._api.list(resource, self._namespace, self.selector)
+        self._last_seen = time.monotonic()
         self.relists += 1
         for change in self._remember(resource, listed):
             self._queue.put(change)
@@ -170,8 +202,11 @@ class Watcher:
         failures = 0
         while not self._stopped.is_set():
             try:
-                if not rv:
+                if not rv or failures:
                     rv = self._relist(resource)
+                    if failures:
+                        failures = 0
+                        self._queue.put(Change(resource, "RECONNECTED"))
                 stream = self._api.watch(
                     resource, self._namespace, self.selector, resource_version=rv, timeout_seconds=self._timeout
                 )
@@ -179,6 +214,7 @@ class Watcher:
                 for event in stream:
                     if self._stopped.is_set():
                         return
+                    self._last_seen = time.monotonic()
                     if event.expired:
                         rv = ""  # re-list at the top of the loop
                         break
@@ -210,3 +246,53 @@ class Watcher:
                 self._known[resource].pop(name, None)
             else:
                 self._known[resource][name] = str(meta.get("uid") or "")
+
+    def _probe(self) -> None:
+        """Ask the server whether it still answers once the streams have been silent for a while."""
+        down = False
+        while not self._stopped.wait(min(1.0, self._probe_every)):
+            if time.monotonic() - self._last_seen < self._probe_every:
+                continue
+            answered = threading.Event()
+            failure: list[ClusterError] = []
+            self.probes += 1
+            started = time.monotonic()
+            # In a thread of its own: a request to a silent server blocks for its whole timeout.
+            call = threading.Thread(
+                target=self._probe_call, args=(answered, failure), name="gokart-k8s-probe-call", daemon=True
+            )
+            call.start()
+            while not answered.wait(min(1.0, self._probe_timeout)):
+                if self._stopped.is_set():
+                    return
+                if not down and time.monotonic() - started >= self._probe_timeout:
+                    down = True
+                    message = f"the Kubernetes API has not answered for {self._probe_timeout:g} s"
+                    self._queue.put(Change("api", "ERROR", {"message": message}))
+                    self._break_streams()  # they hang on a dead connection: make them reconnect
+            if failure:
+                if not down:
+                    down = True
+                    self._queue.put(Change("api", "ERROR", {"message": str(failure[0])}))
+                self._stopped.wait(min(self._max_retry, self._retry))
+                continue
+            self._last_seen = time.monotonic()
+            if down:
+                down = False
+                self._queue.put(Change("api", "RECONNECTED"))
+
+    def _probe_call(self, answered: threading.Event, failure: list[ClusterError]) -> None:
+        try:
+            self._api.read_job(self._namespace, _PROBE_JOB)
+        except ClusterError as exc:
+            failure.append(exc)
+        finally:
+            answered.set()
+
+    def _break_streams(self) -> None:
+        for stream in list(self._streams.values()):
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass

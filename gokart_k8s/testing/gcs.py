@@ -146,6 +146,8 @@ class _Fault:
     remaining: int
     method: str | None
     path_contains: str | None
+    #: Forward the request first, then answer with the error: the request took effect, its answer was lost.
+    after_forward: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -182,9 +184,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             fault = next((f for f in self.state.faults if f.remaining > 0 and f.matches(self.command, self.path)), None)
             if fault is not None:
                 fault.remaining -= 1
-        if fault is not None:
-            payload = json.dumps({"error": {"code": fault.status, "message": "injected fault"}}).encode()
-            self._reply(fault.status, [("Content-Type", "application/json")], payload)
+        if fault is not None and not fault.after_forward:
+            self._reply_fault(fault.status)
             return
         upstream = urlsplit(self.state.upstream)
         conn = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port, timeout=60)
@@ -195,6 +196,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
+            if fault is not None:
+                self._reply_fault(fault.status)
+                return
             out = [
                 (k, v.replace(self.state.upstream, self.public_url) if k.lower() == "location" else v)
                 for k, v in response.getheaders()
@@ -203,6 +207,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             self._reply(response.status, out, data)
         finally:
             conn.close()
+
+    def _reply_fault(self, status: int) -> None:
+        payload = json.dumps({"error": {"code": status, "message": "injected fault"}}).encode()
+        self._reply(status, [("Content-Type", "application/json")], payload)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
         with self.state.lock:
@@ -222,7 +230,9 @@ class FaultProxy:
 
     Point ``STORAGE_EMULATOR_HOST`` (or a client's ``api_endpoint``) at :attr:`url`.
     ``fail_next(2, 503, method="POST", path_contains="/upload/")`` answers the next two matching
-    requests with 503 without forwarding them.
+    requests with 503 without forwarding them; with ``after_forward=True`` they reach the server
+    first and only their answer is replaced (a lost response: the client retries a request that
+    already took effect).
     """
 
     def __init__(self, upstream_url: str) -> None:
@@ -243,10 +253,16 @@ class FaultProxy:
         self._server.server_close()
 
     def fail_next(
-        self, count: int, status: int, *, method: str | None = None, path_contains: str | None = None
+        self,
+        count: int,
+        status: int,
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+        after_forward: bool = False,
     ) -> None:
         with self._state.lock:
-            self._state.faults.append(_Fault(status, count, method, path_contains))
+            self._state.faults.append(_Fault(status, count, method, path_contains, after_forward))
 
     def request_count(self, *, method: str | None = None, path_contains: str | None = None) -> int:
         """Requests received (injected faults included), optionally filtered."""

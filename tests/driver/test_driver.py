@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import luigi.configuration
 import pytest
 
 from gokart_k8s.cluster.kubernetes import KubernetesCluster, connect
-from gokart_k8s.conventions import job_name
+from gokart_k8s.conventions import job_name, step_identity
 from gokart_k8s.driver import RunReport, fallback_job_name, run_steps
 from gokart_k8s.errors import ClusterError, StepEvictedError, StepFailedError
 from gokart_k8s.localcluster import LocalCluster
@@ -22,6 +23,7 @@ from gokart_k8s.platforms import get_profile
 from gokart_k8s.pools import NodePool
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec, collect
+from gokart_k8s.testing.network import CuttableProxy
 from gokart_k8s.workspace import WORKSPACE_ENV
 from tests.driver.conftest import write_kubeconfig
 from tests.driver.pipelines import AfterBroken, Hungry, Leaf, Sleepy, Total, Unplaceable
@@ -54,15 +56,23 @@ class Rig:
     workspace: str
     logs: list[tuple[str, str]] = field(default_factory=list)
 
-    def run(self, roots: Sequence[Any], progress: Recorder | None = None, **options: Any) -> RunReport:
+    image: str = "local/pipeline:test"
+
+    @property
+    def identity(self) -> str:
+        return step_identity(self.image, {WORKSPACE_ENV: self.workspace})
+
+    def run(
+        self, roots: Sequence[Any], progress: Recorder | None = None, *, run_id: str = "test-run", **options: Any
+    ) -> RunReport:
         steps, problems = collect(roots, self.settings)
         assert not problems
         return run_steps(
             steps,
             self.settings,
             self.api,
-            run_id="test-run",
-            image="local/pipeline:test",
+            run_id=run_id,
+            image=self.image,
             env={WORKSPACE_ENV: self.workspace},
             profile=get_profile(self.settings),
             progress=progress,
@@ -155,10 +165,10 @@ def test_a_tolerant_step_moves_to_on_demand_capacity_after_repeated_evictions(ma
     report = rig.run([task], progress=progress)
     (step,) = report.steps
     assert (step.state, step.evictions, step.fallback) == ("succeeded", 1, True)
-    assert step.job == fallback_job_name(step.spec) and step.job.endswith("-od") and len(step.job) <= 63
+    assert step.job == fallback_job_name(step.spec, rig.identity) and step.job.endswith("-od") and len(step.job) <= 63
     (pod,) = rig.pods_of(step.job)
     assert pod["spec"]["nodeSelector"]["cloud.google.com/gke-nodepool"] == "ondemand"
-    assert job_name(step.spec.family, step.spec.unique_id) not in rig.jobs()  # the Spot Job was deleted
+    assert job_name(step.spec.family, step.spec.unique_id, rig.identity) not in rig.jobs()  # the Spot Job was deleted
 
 
 def test_a_tolerant_step_stuck_unschedulable_on_a_stocked_out_spot_pool_moves_to_on_demand(
@@ -340,3 +350,61 @@ class _LogsWithHook(list[tuple[str, str]]):
     def append(self, item: tuple[str, str]) -> None:
         super().append(item)
         self._hook(*item)
+
+
+def test_a_job_that_succeeds_without_its_output_in_this_runs_cache_is_a_failure_not_success(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    # The pod commits to the rig's workspace; this run's cache check says the output is not there
+    # (a pod writing elsewhere, an output deleted meanwhile).
+    report = rig.run([Leaf(i=7)], is_complete=lambda steps: set())
+    (step,) = report.steps
+    assert step.state == "failed" and not report.ok
+    assert isinstance(step.error, StepFailedError) and step.error.reason == "OutputMissing"
+    assert "succeeded, but its output is not in this run's cache" in str(step.error)
+
+
+@pytest.mark.parametrize("kind", ["cut", "hang"])
+def test_a_cluster_unreachable_for_a_while_is_reported_and_the_run_carries_on_when_it_answers_again(
+    make_rig: Callable[..., Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """``cut``: connections refused and broken; ``hang``: kept open, nothing answers (a partition)."""
+    from urllib.parse import urlsplit
+
+    import gokart_k8s.driver
+
+    monkeypatch.setattr(gokart_k8s.driver, "_PROBE_SECONDS", 1.0)
+    monkeypatch.setattr(gokart_k8s.driver, "_PROBE_TIMEOUT_SECONDS", 1.0)
+
+    rig = make_rig(api_unreachable_timeout_seconds=120.0)
+    proxy = CuttableProxy(int(urlsplit(rig.cluster.url).port or 0))
+    rig.api = connect(kubeconfig=str(write_kubeconfig(tmp_path / "via-proxy", proxy.url)), request_timeout=10)
+    notices: list[str] = []
+    outage = threading.Event()
+
+    def on_notice(text: str) -> None:
+        notices.append(text)
+        if text.startswith("cluster unreachable"):
+            outage.set()
+
+    def cut_while_running(spec: StepSpec, state: str, detail: str) -> None:
+        if state == "running" and not outage.is_set():
+
+            def flap() -> None:
+                proxy.cut() if kind == "cut" else proxy.hang()
+                outage.wait(60)  # the driver noticed; keep the line down a moment longer
+                time.sleep(2)
+                proxy.restore()
+
+            threading.Thread(target=flap, daemon=True).start()
+
+    try:
+        report = rig.run(
+            [Sleepy(seconds=8.0, tag=f"flap-{kind}")], progress=Recorder(on_state=cut_while_running), notice=on_notice
+        )
+    finally:
+        proxy.close()
+    assert report.ok and report.error is None, (notices, [str(s.error) for s in report.steps])
+    assert notices[0].startswith("cluster unreachable, retrying for up to 120 s")
+    assert any(n.startswith("cluster reachable again after") for n in notices)

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from gokart_k8s.cluster.outcomes import DISRUPTION_REASONS, OutcomeKind, classify, classify_pod
+from gokart_k8s.cluster.outcomes import (
+    DISRUPTION_REASONS,
+    OutcomeKind,
+    attempt_of,
+    classify,
+    classify_pod,
+    next_class_up,
+)
 from gokart_k8s.conventions import LABEL_RESOURCE_CLASS, LABEL_STEP
+from gokart_k8s.resources import Catalog, ResourceClass
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -117,12 +125,57 @@ def test_a_running_pod_marked_for_disruption_is_being_evicted_but_not_yet_ended(
     assert (outcome.kind, outcome.final) == (OutcomeKind.EVICTED, False)
 
 
-@pytest.mark.parametrize(("exit_code", "reason"), [(137, "OOMKilled"), (137, "Error")])
-def test_a_pod_killed_at_its_memory_limit_ran_out_of_memory(exit_code: int, reason: str) -> None:
-    outcome = classify_pod(pod(exit_code=exit_code, terminated_reason=reason), job=job())
+def test_a_pod_the_kubelet_reports_oomkilled_ran_out_of_memory_and_is_told_the_next_class_up() -> None:
+    outcome = classify_pod(pod(exit_code=137, terminated_reason="OOMKilled"), job=job())
     assert outcome.kind is OutcomeKind.OUT_OF_MEMORY
     assert outcome.message == "Step TrainModel ran out of memory on resource class 'standard' (4Gi)."
-    assert outcome.advice.startswith("Use a bigger class (e.g. 'highmem'), or raise memory for 'standard' in luigi.cfg")
+    # 4Gi -> the next class up by memory among the built-ins is 'highcpu' (16Gi), not 'highmem' (32Gi).
+    assert outcome.advice.startswith(
+        "Use a bigger class (the next one up is 'highcpu'), or raise memory for 'standard' in luigi.cfg"
+    )
+
+
+def test_a_1gi_step_out_of_memory_is_told_the_4gi_class_not_the_largest() -> None:
+    outcome = classify_pod(
+        pod(exit_code=137, terminated_reason="OOMKilled"), job=job(memory="1Gi", resource_class="small")
+    )
+    assert "the next one up is 'standard'" in outcome.advice
+
+
+def test_the_next_class_up_comes_from_the_catalog_in_use() -> None:
+    catalog = Catalog(
+        {
+            "medium": ResourceClass(cpu="1", memory="2Gi"),
+            "gpu-big": ResourceClass(cpu="1", memory="3Gi", gpu=1, accelerator="nvidia-l4"),
+        }
+    )
+    assert next_class_up("1Gi", catalog) == "medium"
+    assert next_class_up("1Gi") == "standard"
+    assert next_class_up("32Gi") is None  # nothing bigger: the advice names none
+    outcome = classify_pod(
+        pod(exit_code=137, terminated_reason="OOMKilled"),
+        job=job(memory="1Gi", resource_class="small"),
+        catalog=catalog,
+    )
+    assert "the next one up is 'medium'" in outcome.advice
+
+
+@pytest.mark.parametrize("reason", ["Error", ""])
+def test_exit_137_without_oomkilled_is_a_kill_not_a_lack_of_memory(reason: str) -> None:
+    outcome = classify_pod(pod(exit_code=137, terminated_reason=reason), job=job())
+    assert (outcome.kind, outcome.exit_code) == (OutcomeKind.KILLED, 137)
+    assert outcome.message == (
+        "Step TrainModel was killed (SIGKILL, exit 137) without the kubelet reporting OOMKilled."
+    )
+    assert "bigger class" not in outcome.advice
+    assert "kubectl describe node" in outcome.advice
+
+
+def test_a_job_failed_after_a_kill_blames_the_kill() -> None:
+    failed = job(conditions=[{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}])
+    outcome = classify(failed, [pod(exit_code=137, terminated_reason="Error")])
+    assert outcome.kind is OutcomeKind.KILLED and outcome.final
+    assert "ran out of memory" not in outcome.message
 
 
 @pytest.mark.parametrize(
@@ -263,3 +316,31 @@ def test_a_job_waiting_on_an_image_reports_the_image_pull_failure() -> None:
 
 def test_a_job_without_pods_yet_is_pending() -> None:
     assert classify(job(), []).kind is OutcomeKind.PENDING
+
+
+# --- attempts -------------------------------------------------------------------------------
+
+
+def test_an_attempt_says_where_a_pod_ran_when_and_how_it_ended() -> None:
+    ended = pod(exit_code=137, terminated_reason="OOMKilled")
+    ended["spec"] = {"nodeName": "spot-1", "nodeSelector": {"cloud.google.com/gke-spot": "true"}}
+    ended["metadata"]["labels"] = {"gokart-k8s.io/pool": "spot-small"}
+    ended["status"]["startTime"] = "2025-01-01T11:00:05Z"
+    ended["status"]["containerStatuses"][0]["state"]["terminated"].update(
+        startedAt="2025-01-01T11:00:10Z", finishedAt="2025-01-01T11:05:00Z"
+    )
+    attempt = attempt_of(ended, classify_pod(ended, job=job()))
+    assert attempt.pod == "trainmodel-0123456789ab-x1"
+    assert (attempt.node, attempt.pool, attempt.capacity_type) == ("spot-1", "spot-small", "spot")
+    assert attempt.submitted == datetime(2025, 1, 1, 11, 0, tzinfo=timezone.utc).timestamp()
+    assert attempt.started == datetime(2025, 1, 1, 11, 0, 10, tzinfo=timezone.utc).timestamp()
+    assert attempt.ended == datetime(2025, 1, 1, 11, 5, tzinfo=timezone.utc).timestamp()
+    assert (attempt.outcome, attempt.reason, attempt.exit_code) == ("out_of_memory", "OOMKilled", 137)
+
+
+def test_an_attempt_still_running_has_no_end_and_a_pod_deleted_before_it_started_ends_when_seen() -> None:
+    running = attempt_of(pod("Running"), classify_pod(pod("Running")))
+    assert (running.outcome, running.ended, running.node, running.capacity_type) == ("running", None, None, None)
+    gone = pod("Pending")
+    lost = attempt_of(gone, classify_pod(gone, deleted=True), ended=1234.0)
+    assert (lost.outcome, lost.ended) == ("evicted", 1234.0)

@@ -11,6 +11,7 @@ from typing import Any
 from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
 from gokart_k8s.cluster.kubernetes import connect
 from gokart_k8s.cluster.watching import Change, Watcher
+from gokart_k8s.errors import ClusterUnreachableError
 from gokart_k8s.localcluster import LocalCluster
 
 
@@ -146,3 +147,89 @@ def test_a_real_server_that_forgot_the_resource_version_answers_410_and_the_watc
     snapshot = watcher.start()
     watcher.stop()
     assert sorted(j["metadata"]["name"] for j in snapshot["jobs"]) == [f"j{i}" for i in range(8)]
+
+
+class _FailingAPI(ScriptedAPI):
+    """After the first LIST, its pods requests (list or watch) fail ``failures`` times (the API server gone)."""
+
+    def __init__(self, failures: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures = failures
+        self.pod_calls = 0
+
+    def _maybe_fail(self, resource: Resource) -> None:
+        if resource != "pods":
+            return
+        self.pod_calls += 1
+        if self.pod_calls > 1 and self.failures > 0:
+            self.failures -= 1
+            raise ClusterUnreachableError("Cannot reach the Kubernetes API at http://127.0.0.1:1")
+
+    def list(self, resource: Resource, namespace: str, selector: str) -> ObjectList:
+        self._maybe_fail(resource)
+        return super().list(resource, namespace, selector)
+
+    def watch(
+        self, resource: Resource, namespace: str, selector: str, *, resource_version: str, timeout_seconds: int
+    ) -> _Stream:
+        self._maybe_fail(resource)
+        return super().watch(
+            resource, namespace, selector, resource_version=resource_version, timeout_seconds=timeout_seconds
+        )
+
+
+def test_a_lost_api_server_is_an_error_change_at_once_and_its_return_a_reconnected_change_after_a_relist() -> None:
+    api = _FailingAPI(
+        2,
+        lists={
+            "jobs": [ObjectList([], "1")],
+            "pods": [ObjectList([pod("a", "u1", "1")], "1"), ObjectList([pod("a", "u1", "7")], "7")],
+        },
+        watches={"jobs": [], "pods": []},
+    )
+    watcher = Watcher(api, "default", "run=1", timeout_seconds=5, retry_seconds=0.01)  # type: ignore[arg-type]
+    # The first watch and the re-list after it fail: the API server is gone, then back.
+    watcher.start()
+    try:
+        changes = collect_changes(watcher, 4)
+    finally:
+        watcher.stop()
+    assert [(c.resource, c.type) for c in changes] == [
+        ("pods", "ERROR"),
+        ("pods", "ERROR"),
+        ("pods", "MODIFIED"),  # the re-list after the failures: what happened meanwhile
+        ("pods", "RECONNECTED"),
+    ]
+    assert "Cannot reach the Kubernetes API" in changes[0].object["message"]
+    assert watcher.relists == 1 and ("pods", "7") in api.watch_calls
+
+
+class _SilentAPI(ScriptedAPI):
+    """A server that stops answering without closing anything: requests block until ``back`` is set."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.back = threading.Event()
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.back.wait(10)
+        return None
+
+
+def test_a_server_gone_silent_is_noticed_by_the_liveness_probe_and_its_return_too() -> None:
+    api = _SilentAPI(
+        lists={"jobs": [ObjectList([], "1")], "pods": [ObjectList([], "1")]}, watches={"jobs": [], "pods": []}
+    )
+    watcher = Watcher(  # type: ignore[arg-type]
+        api, "default", "run=1", timeout_seconds=5, probe_seconds=0.2, probe_timeout_seconds=0.3
+    )
+    watcher.start()
+    try:
+        (lost,) = collect_changes(watcher, 1)
+        api.back.set()
+        (back,) = collect_changes(watcher, 1)
+    finally:
+        watcher.stop()
+    assert (lost.resource, lost.type) == ("api", "ERROR")
+    assert lost.object["message"] == "the Kubernetes API has not answered for 0.3 s"
+    assert (back.resource, back.type) == ("api", "RECONNECTED")
