@@ -185,7 +185,7 @@ def test_a_tolerant_step_stuck_unschedulable_on_a_stocked_out_spot_pool_moves_to
     report = rig.run([Sleepy(seconds=0.5, tag="stockout")], progress=(progress := Recorder()))
     (step,) = report.steps
     assert (step.state, step.evictions, step.fallback) == ("succeeded", 0, True)
-    assert step.job == fallback_job_name(step.spec)
+    assert step.job == fallback_job_name(step.spec, rig.identity)
     assert any(
         state == "pending" and "Spot capacity unavailable" in detail and "moving to on-demand capacity" in detail
         for _, state, detail in progress.states
