@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gokart_k8s.conventions import dump_yaml
+from gokart_k8s.conventions import dump_yaml, step_identity
 from gokart_k8s.errors import PlanError
 from gokart_k8s.manifests import build_job_manifest, check_manifest
 from gokart_k8s.platforms import check_steps, get_profile
@@ -50,7 +50,9 @@ def render_steps(
     seen: dict[str, StepSpec] = {}
     for spec in specs:
         placement = profile.place(spec)
-        manifest = build_job_manifest(spec, placement, settings, run_id=run_id, image=image, env=env)
+        manifest = build_job_manifest(
+            spec, placement, settings, run_id=run_id, image=image, env=env, identity=step_identity(image, env)
+        )
         name = str(manifest["metadata"]["name"])
         if name in seen:
             problems.append(

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gokart_k8s.conventions import dump_yaml, job_name
+from gokart_k8s.conventions import dump_yaml, job_name, step_identity
 from gokart_k8s.errors import PlanError
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.render import render_steps
@@ -31,7 +31,8 @@ def render(platform: str, out_dir: Path) -> list[Path]:
 @pytest.mark.parametrize("platform", ["plain", "gke-standard", "gke-autopilot", "eks-karpenter"])
 def test_render_writes_one_valid_job_file_per_step_named_after_the_job(platform: str, tmp_path: Path) -> None:
     paths = render(platform, tmp_path / "jobs")
-    assert [p.name for p in paths] == [f"{job_name(s.family, s.unique_id)}.yaml" for s in SPECS]
+    identity = step_identity("pipeline:1", {"A": "1"})  # what a run with this image and env submits
+    assert [p.name for p in paths] == [f"{job_name(s.family, s.unique_id, identity)}.yaml" for s in SPECS]
     assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == sorted(p.name for p in paths)
     for path in paths:
         [manifest] = list(yaml.safe_load_all(path.read_text()))
