@@ -271,7 +271,7 @@ def table(catalog: PriceCatalog, *, regions: Iterable[str] | None = None) -> str
             r.kind,
             r.item,
             "unknown" if r.on_demand is None else f"{r.on_demand}",
-            "unknown" if r.spot is None else f"{r.spot}",
+            ("n/a" if r.kind == "cluster-fee" else "unknown") if r.spot is None else f"{r.spot}",
             r.tag,
             r.date,
             r.source,
