@@ -146,7 +146,10 @@ def hourly_rate(
     cloud = "aws" if platform == "eks-karpenter" else "gcp"
     machine = _machine(machines, cloud, attempt.get("machine_type"), int(gpu))
     if machine is None:
-        return None, f"pod {attempt.get('pod')}: machine type {attempt.get('machine_type')!r} not in the machine catalog"
+        return (
+            None,
+            f"pod {attempt.get('pod')}: machine type {attempt.get('machine_type')!r} not in the machine catalog",
+        )
     node = prices.machine_hour(
         cloud, region, machine.machine_type, gpus=machine.gpus, accelerator=machine.accelerator, spot=spot
     )
@@ -159,7 +162,10 @@ def hourly_rate(
 
 def node_share(cpu: Decimal, memory: Decimal, gpus: int, usable: Capacity) -> Decimal:
     """The largest share of a node's usable cpu, memory or GPUs the requests take, at most 1."""
-    shares = [cpu / usable.cpu if usable.cpu > 0 else Decimal(1), memory / usable.memory if usable.memory > 0 else Decimal(1)]
+    shares = [
+        cpu / usable.cpu if usable.cpu > 0 else Decimal(1),
+        memory / usable.memory if usable.memory > 0 else Decimal(1),
+    ]
     if usable.gpus:
         shares.append(Decimal(gpus) / usable.gpus)
     return min(Decimal(1), max(shares))

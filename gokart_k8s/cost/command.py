@@ -36,12 +36,19 @@ PLATFORM_FORMATS = {
     "gke-autopilot": (),
     "plain": (),
 }
-FILE_NAMES = {"gcloud": "node-pools.sh", "terraform": "node-pools.tf", "karpenter": "karpenter.yaml", "luigi-cfg": "pools.cfg"}
+FILE_NAMES = {
+    "gcloud": "node-pools.sh",
+    "terraform": "node-pools.tf",
+    "karpenter": "karpenter.yaml",
+    "luigi-cfg": "pools.cfg",
+}
 
 
 def _cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="price region (overrides [gokart_k8s] region), e.g. asia-northeast1")
-    parser.add_argument("--prices", metavar="FILE", help="a price CSV whose rows replace the catalog's (see docs/cost.md)")
+    parser.add_argument(
+        "--prices", metavar="FILE", help="a price CSV whose rows replace the catalog's (see docs/cost.md)"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -149,7 +156,11 @@ def cmd_pools(args: argparse.Namespace, rest: Sequence[str]) -> int:
         print(generate.plain(), end="")
         return 0
     if platform == "gke-autopilot":
-        classes = settings.catalog.values() if specs is None else {s.resource_class.name: s.resource_class for s in specs}.values()
+        classes = (
+            settings.catalog.values()
+            if specs is None
+            else {s.resource_class.name: s.resource_class for s in specs}.values()
+        )
         print(generate.autopilot(list(classes)), end="")
         return 0
     options = _options(args, settings)
@@ -211,11 +222,11 @@ def pool_drift(plan: Any, options: CostOptions) -> list[str]:
         )
         if (configured.cpu, configured.memory, configured.spot, configured.gpu) != shape:
             out.append(
-                f"step {spec.family}: the configured pool {configured.name!r} ({configured.cpu} cpu, {configured.memory}, "
-                f"spot={str(configured.spot).lower()}) is not the generated one, {generated.name!r} "
-                f"({shape[0]} cpu, {shape[1]}, spot={str(generated.spot).lower()}). Regenerate the pools with "
-                "`gokart-k8s pools TASK --format luigi-cfg` (and the matching gcloud/Terraform), or ignore this if "
-                "the cluster's pools are meant to differ."
+                f"step {spec.family}: the configured pool {configured.name!r} ({configured.cpu} cpu, "
+                f"{configured.memory}, spot={str(configured.spot).lower()}) is not the generated one, "
+                f"{generated.name!r} ({shape[0]} cpu, {shape[1]}, spot={str(generated.spot).lower()}). "
+                "Regenerate the pools with `gokart-k8s pools TASK --format luigi-cfg` (and the matching "
+                "gcloud/Terraform), or ignore this if the cluster's pools are meant to differ."
             )
     return out
 

@@ -113,7 +113,9 @@ def parse_cost_section(items: Mapping[str, str], where: str = f"[{COST_SECTION}]
             elif key in ("aws_region", "cluster", "location_policy", "gpu_driver_version"):
                 out[key] = raw.strip()
             else:
-                valid = "aws_region, checkpoint_interval, cluster, daemonset_cpu, daemonset_memory, gpu_driver_version, "
+                valid = (
+                    "aws_region, checkpoint_interval, cluster, daemonset_cpu, daemonset_memory, gpu_driver_version, "
+                )
                 valid += "location_policy, max_nodes, max_stranded_share, spot_preemptions_per_hour"
                 raise ConfigurationError(f"{at}: unknown key; valid keys: {valid}")
         except (QuantityError, ValueError) as exc:

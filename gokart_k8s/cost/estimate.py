@@ -41,6 +41,7 @@ from gokart_k8s.cost.machines import Machine, load_machines
 from gokart_k8s.cost.sizing import Sizing, needs_for_steps, size_pools
 from gokart_k8s.declaration import declaration_of
 from gokart_k8s.eviction import Eviction
+from gokart_k8s.platforms.gke_autopilot import compute_class
 from gokart_k8s.steps import StepSpec
 
 #: The platforms ``--compare-platforms`` prices side by side.
@@ -110,9 +111,12 @@ def expected_runtime(
 
 
 def _attempt(spec: StepSpec, *, spot: bool, machine_type: str | None) -> dict[str, Any]:
-    """A would-be attempt of the step, as :func:`~gokart_k8s.cost.billing.hourly_rate` reads one."""
+    """A would-be attempt of the step, as :func:`~gokart_k8s.cost.billing.hourly_rate` reads one
+    (with the Autopilot compute class placement gives it, which decides its rates)."""
     rc = spec.resource_class
+    klass = compute_class(rc)
     return {
+        "compute_class": klass.lower() if klass else "general-purpose",
         "pod": spec.family,
         "machine_type": machine_type,
         "capacity_type": "spot" if spot else "on-demand",
@@ -199,7 +203,9 @@ def estimate(
             )
         redone_seconds, redone_cost = _redone(spot, seconds, hourly, options)
         out.append(
-            StepEstimate(spec.family, False, spot, where, seconds, source, hourly, cost, redone_seconds, redone_cost, note)
+            StepEstimate(
+                spec.family, False, spot, where, seconds, source, hourly, cost, redone_seconds, redone_cost, note
+            )
         )
     return PlanEstimate(platform=platform, region=region, steps=tuple(out))
 
@@ -282,6 +288,10 @@ def compare(
     return out
 
 
+def _share(part: Decimal, total: Decimal) -> str:
+    return f"{part / total * 100:.1f}%" if total else "-"
+
+
 def compare_table(results: Sequence[tuple[PlanEstimate, list[str]]]) -> str:
     """Platforms side by side: total, Spot and on-demand shares, unknown steps, problems."""
     header = ("PLATFORM", "REGION", "TOTAL (USD)", "SPOT", "ON-DEMAND", "UNKNOWN STEPS", "PROBLEMS")
@@ -289,14 +299,13 @@ def compare_table(results: Sequence[tuple[PlanEstimate, list[str]]]) -> str:
     for est, problems in results:
         total = est.total
         spot = est.spot_total
-        share = (lambda part: f"{part / total * 100:.1f}%" if total else "-")
         body.append(
             (
                 est.platform,
                 est.region,
                 f"{total:.4f}" if not est.unknown else f">= {total:.4f}",
-                share(spot),
-                share(total - spot),
+                _share(spot, total),
+                _share(total - spot, total),
                 str(len(est.unknown)),
                 str(len(problems)),
             )

@@ -264,7 +264,9 @@ def autopilot(classes: Sequence[ResourceClass]) -> str:
         else:
             cc = compute_class(rc)
             where = f"{COMPUTE_CLASS_LABEL}={cc}" if cc else "no compute class (general-purpose)"
-        spot = f"tolerant steps add {AUTOPILOT_SPOT_LABEL}=true (Spot Pods)" if rc.spot else "on-demand only (spot=false)"
+        spot = (
+            f"tolerant steps add {AUTOPILOT_SPOT_LABEL}=true (Spot Pods)" if rc.spot else "on-demand only (spot=false)"
+        )
         out.append(f"  {rc.name:12s} {rc.describe():32s} {where}; {spot}")
     out.append(
         f"Protected steps run on-demand with cluster-autoscaler.kubernetes.io/safe-to-evict=false (extended run "

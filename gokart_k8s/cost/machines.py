@@ -113,7 +113,9 @@ class Machine:
         memory = (capacity_mib - reserved_mib - EVICTION_HARD_MIB) * MIB
         return Capacity(cpu=cpu, memory=memory, gpus=self.gpus)
 
-    def usable(self, daemonset_cpu: Decimal = DEFAULT_DAEMONSET_CPU, daemonset_memory: Decimal = DEFAULT_DAEMONSET_MEMORY) -> Capacity:
+    def usable(
+        self, daemonset_cpu: Decimal = DEFAULT_DAEMONSET_CPU, daemonset_memory: Decimal = DEFAULT_DAEMONSET_MEMORY
+    ) -> Capacity:
         """Allocatable minus the DaemonSets' requests: what steps can use."""
         alloc = self.allocatable()
         return Capacity(cpu=alloc.cpu - daemonset_cpu, memory=alloc.memory - daemonset_memory, gpus=alloc.gpus)

@@ -225,7 +225,9 @@ def rows_from_config(
         od_text, slash, spot_text = raw.partition("/")
         at = f"{where} {key}"
         if not od_text.strip() and not spot_text.strip():
-            raise ConfigurationError(f"{at}: write '<on-demand>' or '<on-demand> / <spot>' in USD per hour, got {raw!r}")
+            raise ConfigurationError(
+                f"{at}: write '<on-demand>' or '<on-demand> / <spot>' in USD per hour, got {raw!r}"
+            )
         out.append(
             PriceRow(
                 cloud=cloud,
@@ -243,9 +245,7 @@ def rows_from_config(
     return out
 
 
-def effective_catalog(
-    *, config_rows: Iterable[PriceRow] = (), prices_file: str | Path | None = None
-) -> PriceCatalog:
+def effective_catalog(*, config_rows: Iterable[PriceRow] = (), prices_file: str | Path | None = None) -> PriceCatalog:
     """Shipped rows, overridden by ``[gokart_k8s.prices]`` rows, overridden by ``--prices FILE``."""
     catalog = shipped_catalog().overridden(config_rows)
     if prices_file is not None:
@@ -253,7 +253,9 @@ def effective_catalog(
         try:
             text = path.read_text()
         except OSError as exc:
-            raise ConfigurationError(f"--prices {path}: cannot read the file ({exc.strerror}); pass a CSV file") from None
+            raise ConfigurationError(
+                f"--prices {path}: cannot read the file ({exc.strerror}); pass a CSV file"
+            ) from None
         catalog = catalog.overridden(parse_rows(text, where=str(path)))
     return catalog
 

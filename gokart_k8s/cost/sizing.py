@@ -141,7 +141,9 @@ def _need_order(need: Need) -> tuple[bool, int, Decimal, Decimal, str]:
 
 
 class _Pricer:
-    def __init__(self, machines: Sequence[Machine], prices: PriceCatalog, cloud: str, region: str, options: CostOptions):
+    def __init__(
+        self, machines: Sequence[Machine], prices: PriceCatalog, cloud: str, region: str, options: CostOptions
+    ):
         self.machines = [m for m in machines if m.cloud == cloud]
         self.prices = prices
         self.cloud = cloud

@@ -82,7 +82,9 @@ def test_gcloud_commands_create_each_pool_with_spot_taints_autoscaling_and_gpus(
         assert f"--machine-type={pool.machine.machine_type}" in flags
         assert ("--spot" in flags) is pool.spot
         assert ("--node-taints=cloud.google.com/gke-spot=true:NoSchedule" in flags) is pool.spot
-        assert {"--enable-autoscaling", "--total-min-nodes=0", "--total-max-nodes=10", "--location-policy=ANY"} <= set(flags)
+        assert {"--enable-autoscaling", "--total-min-nodes=0", "--total-max-nodes=10", "--location-policy=ANY"} <= set(
+            flags
+        )
         gpu = [f for f in flags if f.startswith("--accelerator=")]
         if pool.machine.gpus:
             assert gpu == [f"--accelerator=type={pool.machine.accelerator},count=1,gpu-driver-version=default"]
@@ -137,7 +139,8 @@ def test_the_schema_check_catches_a_broken_nodepool() -> None:
 # generated), and the label-domain rules for kubernetes.io/k8s.io beyond the keys used here.
 CHECKED = {
     "self != ''",
-    'self in ["karpenter.sh/capacity-type", "karpenter.sh/nodepool"] || !self.find("^([^/]+)").endsWith("karpenter.sh")',
+    'self in ["karpenter.sh/capacity-type", "karpenter.sh/nodepool"] || '
+    '!self.find("^([^/]+)").endsWith("karpenter.sh")',
     'self != "karpenter.sh/nodepool"',
     'self != "kubernetes.io/hostname"',
     "self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)",

@@ -47,7 +47,9 @@ def test_both_required_regions_price_every_gcp_machine_on_demand_and_spot(region
         if m.cloud != "gcp":
             continue
         for spot in (False, True):
-            quote = catalog.machine_hour("gcp", region, m.machine_type, gpus=m.gpus, accelerator=m.accelerator, spot=spot)
+            quote = catalog.machine_hour(
+                "gcp", region, m.machine_type, gpus=m.gpus, accelerator=m.accelerator, spot=spot
+            )
             assert quote.value is not None and quote.value > 0, (m, spot)
 
 
@@ -79,20 +81,31 @@ def test_luigi_cfg_prices_override_the_catalog_for_the_region(luigi_cfg: Any) ->
     options = load_cost_options(region="asia-northeast1")
     machine = options.prices.quote("gcp", "asia-northeast1", "machine", "e2-standard-4", spot=True)
     assert machine.value == Decimal("0.05") and machine.rows[0].source == "luigi.cfg [gokart_k8s.prices]"
-    assert options.prices.quote("gcp", "asia-northeast1", "autopilot-cpu", "general-purpose", spot=False).value == Decimal(
-        "0.06"
-    )
+    assert options.prices.quote(
+        "gcp", "asia-northeast1", "autopilot-cpu", "general-purpose", spot=False
+    ).value == Decimal("0.06")
     # An EC2 type (it has a dot) is priced in the AWS region nearest the configured one.
     assert options.prices.quote("aws", "ap-northeast-1", "machine", "m6i.xlarge", spot=True).value == Decimal("0.1")
 
 
 def test_a_prices_file_overrides_luigi_cfg(luigi_cfg: Any, tmp_path: Path) -> None:
     luigi_cfg("[gokart_k8s.prices]\ne2-standard-4 = 0.2 / 0.05\n")
-    row = PriceRow("gcp", "asia-northeast1", "machine", "e2-standard-4", Decimal("0.3"), Decimal("0.07"), source="quote", date="2026-12-01")
+    row = PriceRow(
+        "gcp",
+        "asia-northeast1",
+        "machine",
+        "e2-standard-4",
+        Decimal("0.3"),
+        Decimal("0.07"),
+        source="quote",
+        date="2026-12-01",
+    )
     path = tmp_path / "prices.csv"
     path.write_text(rows_to_csv([row]))
     options = load_cost_options(region="asia-northeast1", prices_file=path)
-    assert options.prices.quote("gcp", "asia-northeast1", "machine", "e2-standard-4", spot=False).value == Decimal("0.3")
+    assert options.prices.quote("gcp", "asia-northeast1", "machine", "e2-standard-4", spot=False).value == Decimal(
+        "0.3"
+    )
 
 
 def test_a_price_file_row_without_source_or_date_is_refused() -> None:

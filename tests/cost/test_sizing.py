@@ -16,7 +16,9 @@ from gokart_k8s.steps import StepSpec
 
 def pools_of(region: str, **options: object) -> dict[tuple[bool, str], tuple[str, ...]]:
     sizing = size_pools(
-        needs_for_catalog(Catalog().values()), load_machines(), CostOptions(region=region, **options)  # type: ignore[arg-type]
+        needs_for_catalog(Catalog().values()),
+        load_machines(),
+        CostOptions(region=region, **options),  # type: ignore[arg-type]
     )
     assert not sizing.unplaceable
     return {(p.spot, p.machine.machine_type): p.classes for p in sizing.pools}
@@ -53,7 +55,9 @@ US_CENTRAL = {
 
 
 @pytest.mark.parametrize(("region", "expected"), [("asia-northeast1", TOKYO), ("us-central1", US_CENTRAL)])
-def test_builtin_classes_get_the_hand_computed_pools(region: str, expected: dict[tuple[bool, str], tuple[str, ...]]) -> None:
+def test_builtin_classes_get_the_hand_computed_pools(
+    region: str, expected: dict[tuple[bool, str], tuple[str, ...]]
+) -> None:
     assert pools_of(region) == expected
 
 
