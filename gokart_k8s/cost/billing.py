@@ -4,8 +4,10 @@ An *attempt* is one pod of one step, as the run record keeps it (:mod:`gokart_k8
 a mapping with the keys ``pod``, ``node``, ``pool``, ``machine_type``, ``capacity_type``
 (``"spot"``, ``"on-demand"`` or ``None``), ``cpu``, ``memory``, ``gpu`` (the requests, as
 Kubernetes quantities or numbers), ``submitted``, ``started``, ``ended`` (epoch seconds),
-``outcome``, ``reason`` and ``exit_code``. Extra keys are ignored; a missing or ``None`` value makes
-what depends on it unknown, never zero.
+``outcome``, ``reason`` and ``exit_code`` -- or an object with those attributes, such as the run
+record's ``Attempt``. Extra keys are ignored; a missing or ``None`` value makes what depends on it
+unknown, never zero. Optional: ``accelerator`` (GPU type), ``compute_class`` (Autopilot) and
+``checkpoint_seconds`` (work the attempt's last checkpoint saved, counted from its start).
 
 How an attempt is billed depends on the platform's billing model:
 
@@ -26,7 +28,8 @@ saved (``checkpoint_seconds`` in the attempt when known; else all of it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -84,6 +87,16 @@ class AttemptsCost:
         return text
 
 
+def as_mapping(item: Any) -> Mapping[str, Any]:
+    """An attempt or node lifetime as a mapping: a mapping as it is, a dataclass (such as the run
+    record's ``Attempt`` and ``NodeLife``) or any object by its attributes."""
+    if isinstance(item, Mapping):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    return dict(vars(item))
+
+
 def _seconds(attempt: Mapping[str, Any]) -> Decimal | None:
     started, ended = attempt.get("started"), attempt.get("ended")
     if started is None or ended is None:
@@ -117,7 +130,7 @@ def _machine(catalog: Sequence[Machine], cloud: str, machine_type: str | None, g
 
 
 def hourly_rate(
-    attempt: Mapping[str, Any],
+    attempt: Mapping[str, Any] | Any,
     *,
     platform: str,
     region: str,
@@ -126,6 +139,7 @@ def hourly_rate(
     options: CostOptions | None = None,
 ) -> tuple[Decimal | None, str]:
     """The USD per hour an attempt is charged, or ``(None, why)``."""
+    attempt = as_mapping(attempt)
     spot = _spot(attempt)
     if spot is None:
         return None, f"pod {attempt.get('pod')}: capacity type unknown"
@@ -172,7 +186,7 @@ def node_share(cpu: Decimal, memory: Decimal, gpus: int, usable: Capacity) -> De
 
 
 def price_attempt(
-    attempt: Mapping[str, Any],
+    attempt: Mapping[str, Any] | Any,
     *,
     platform: str,
     region: str,
@@ -181,6 +195,7 @@ def price_attempt(
     options: CostOptions | None = None,
 ) -> AttemptCost:
     """The cost of one attempt (see the module docstring); unknown parts are ``None``, never 0."""
+    attempt = as_mapping(attempt)
     seconds = _seconds(attempt)
     rate, missing = hourly_rate(
         attempt, platform=platform, region=region, prices=prices, machines=machines, options=options
@@ -205,7 +220,7 @@ def price_attempt(
 
 
 def price_attempts(
-    attempts: Iterable[Mapping[str, Any]],
+    attempts: Iterable[Mapping[str, Any] | Any],
     *,
     platform: str,
     region: str,
@@ -245,7 +260,7 @@ class PoolNodeCost:
 
 
 def price_nodes(
-    lifetimes: Iterable[Mapping[str, Any]],
+    lifetimes: Iterable[Mapping[str, Any] | Any],
     *,
     cloud: str,
     region: str,
@@ -261,7 +276,8 @@ def price_nodes(
     A node bills from creation to deletion, busy or idle: this is what the cloud charges.
     """
     groups: dict[tuple[str, str, str | None], list[Decimal]] = {}
-    for life in lifetimes:
+    for item in lifetimes:
+        life = as_mapping(item)
         start, end = life.get("start"), life.get("end", now)
         if end is None:
             end = now
@@ -298,3 +314,42 @@ def price_nodes(
             )
         )
     return out
+
+
+def _region_for(platform: str, options: CostOptions) -> str:
+    return options.ec2_region() if platform == "eks-karpenter" else options.gcp_region()
+
+
+def attempt_pricer(platform: str, options: CostOptions, machines: Sequence[Machine]) -> Callable[[Any], float | None]:
+    """``attempt -> USD or None``: the pricing hook the run record takes (``gokart_k8s.history.price``)."""
+    region = _region_for(platform, options)
+
+    def pricer(attempt: Any) -> float | None:
+        cost = price_attempt(
+            attempt, platform=platform, region=region, prices=options.prices, machines=machines, options=options
+        ).cost
+        return None if cost is None else float(cost)
+
+    return pricer
+
+
+def run_cost_line(attempts: Iterable[Any], *, platform: str, options: CostOptions, machines: Sequence[Machine]) -> str:
+    """The end-of-run summary's cost line: ``cost: 0.4213 USD (Spot ..., on-demand ...), redone work ...``.
+
+    Says why instead when nothing can be priced (a plain cluster, no region set).
+    """
+    if platform == "plain":
+        return "cost: not estimated on a plain cluster (its nodes and prices are not known)"
+    if not options.region:
+        return "cost: not estimated; set [gokart_k8s] region to price the run"
+    total = price_attempts(
+        attempts,
+        platform=platform,
+        region=_region_for(platform, options),
+        prices=options.prices,
+        machines=machines,
+        options=options,
+    )
+    if not total.attempts:
+        return "cost: 0 USD (no step ran)"
+    return f"cost: {total.describe()}"

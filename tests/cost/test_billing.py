@@ -149,3 +149,33 @@ def test_node_lifetimes_give_node_hours_and_cost_by_pool() -> None:
     gpu = by_pool["ondemand-g2-standard-12"]
     assert gpu.node_hours == 2 and gpu.cost == 2 * (Decimal("0.56553") + Decimal("0.7192"))
     assert by_pool["mystery"].cost is None and "x9-giant" in by_pool["mystery"].missing
+
+
+def test_run_record_attempts_are_priced_by_their_attributes_and_summed_for_the_summary() -> None:
+    import dataclasses
+
+    from gokart_k8s.cost.billing import attempt_pricer, run_cost_line
+    from gokart_k8s.cost.config import CostOptions
+
+    @dataclasses.dataclass
+    class Attempt:  # the run record's shape (gokart_k8s.history.record.Attempt)
+        uid: str
+        pod: str | None = None
+        machine_type: str | None = None
+        capacity_type: str | None = None
+        cpu: str | None = None
+        memory: str | None = None
+        gpu: int | None = None
+        started: float | None = None
+        ended: float | None = None
+        outcome: str | None = None
+
+    a = Attempt("u1", "p1", "n1-standard-8", "spot", "4", "16Gi", 1, T0, T0 + 1800, "evicted")
+    options = CostOptions(region="asia-northeast1")
+    assert attempt_pricer("gke-standard", options, MACHINES)(a) == pytest.approx(0.26743 / 2)
+    line = run_cost_line([a], platform="gke-standard", options=options, machines=MACHINES)
+    assert line == "cost: 0.1337 USD (Spot 0.1337, on-demand 0.0000), redone work 1800 s = 0.1337 USD"
+    assert "plain cluster" in run_cost_line([a], platform="plain", options=options, machines=MACHINES)
+    assert "set [gokart_k8s] region" in run_cost_line(
+        [a], platform="gke-standard", options=CostOptions(), machines=MACHINES
+    )
