@@ -108,3 +108,22 @@ def test_plan_warns_when_configured_pools_differ_from_generated_ones(capsys: Any
     assert code == 0
     assert "warning: step TrainBig: the configured pool 'big-highmem' (15440m cpu" in out
     assert "'ondemand-e2-highmem-8' (7460m cpu" in out
+
+
+def test_prices_reads_a_prices_file_and_refuses_a_broken_one(capsys: Any, luigi_cfg: Any, tmp_path: Path) -> None:
+    luigi_cfg("[gokart_k8s]\nregion = asia-northeast1\n")
+    good = tmp_path / "prices.csv"
+    good.write_text(
+        "cloud,region,kind,item,on_demand,spot,unit,tag,source,date,note\n"
+        "gcp,asia-northeast1,autopilot-cpu,general-purpose,0.061,0.019,USD/hour,user,our invoice,2026-11-30,\n"
+    )
+    code, out, _ = run(capsys, "prices", "--prices", str(good))
+    assert code == 0
+    line = next(
+        x for x in out.splitlines() if "autopilot-cpu" in x and "general-purpose" in x and "asia-northeast1" in x
+    )
+    assert "0.061" in line and "our invoice" in line and "2026-11-30" in line
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cloud,region\ngcp,x\n")
+    code, _, err = run(capsys, "prices", "--prices", str(bad))
+    assert code == 2 and "needs the columns" in err and "Traceback" not in err
