@@ -212,3 +212,24 @@ def test_gke_generators_need_a_region(fmt: str) -> None:
 
     with pytest.raises(ConfigurationError, match="region"):
         getattr(generate, fmt)(sizing().pools, CostOptions())
+
+
+NODE_CLASS_CRD = Path(__file__).with_name("karpenter.k8s.aws_ec2nodeclasses.v1.14.1.yaml")
+
+
+def test_the_ec2nodeclass_skeleton_validates_against_its_crd_and_its_cel_rules_that_apply() -> None:
+    docs = [d for d in yaml.safe_load_all(NODE_CLASS_CRD.read_text()) if d]
+    schema = next(v for v in docs[0]["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
+    node_class = next(d for d in karpenter_docs() if d["kind"] == "EC2NodeClass")
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(node_class)) == []
+    spec = node_class["spec"]
+    # CEL rules checked in Python (the ones a skeleton can break; the kubelet, block-device,
+    # capacity-reservation, network-interface and tag-key rules concern fields it does not set):
+    assert ("role" in spec) != ("instanceProfile" in spec)  # exactly one of role / instanceProfile
+    terms = spec["amiSelectorTerms"]
+    alias = terms[0]["alias"]
+    assert len(terms) == 1 and set(terms[0]) == {"alias"}  # an alias term stands alone
+    assert re.match(r"^[a-zA-Z0-9]+@.+$", alias) and alias.split("@")[0] in ("al2", "al2023", "bottlerocket")
+    assert "amiFamily" not in spec  # not needed with an alias
+    for key in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
+        assert spec[key] and all(t.get("tags") and all(k and v for k, v in t["tags"].items()) for t in spec[key])
