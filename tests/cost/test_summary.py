@@ -1,0 +1,89 @@
+"""The end-of-run cost line from the driver's attempt log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from gokart_k8s.cost.config import CostOptions
+from gokart_k8s.cost.machines import load_machines
+from gokart_k8s.cost.summary import billable_attempts, summary_line
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.resources import Catalog
+from gokart_k8s.steps import StepSpec
+
+T0 = 1_780_000_000.0
+
+
+@dataclass
+class StepReport:  # what the driver reports per step: its spec and one entry per pod
+    spec: StepSpec
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pod(pool: str | None, capacity: str, seconds: int, outcome: str = "succeeded") -> dict[str, Any]:
+    return {
+        "pod": f"p-{pool}",
+        "node": "n1",
+        "pool": pool,
+        "capacity_type": capacity,
+        "submitted": T0 - 5,
+        "started": T0,
+        "ended": T0 + seconds,
+        "outcome": outcome,
+        "reason": "",
+        "exit_code": 0,
+    }
+
+
+def steps() -> list[StepReport]:
+    catalog = Catalog()
+    small = StepSpec("Prep", "m", "a" * 32, "t", {}, catalog["small"], Eviction.TOLERATE)
+    train = StepSpec("Train", "m", "b" * 32, "t", {}, catalog["highmem"], Eviction.PROTECT)
+    return [
+        StepReport(small, [pod("spot-e2-standard-4", "spot", 600, "evicted"), pod("spot-e2-standard-4", "spot", 1200)]),
+        StepReport(train, [pod("ondemand-e2-highmem-8", "on-demand", 3600)]),
+    ]
+
+
+def test_attempts_get_the_steps_requests_and_their_generated_pools_machine() -> None:
+    attempts = billable_attempts(
+        steps(), platform="gke-standard", options=CostOptions(region="asia-northeast1"), machines=load_machines()
+    )
+    assert [(a["machine_type"], a["cpu"], a["memory"]) for a in attempts] == [
+        ("e2-standard-4", "500m", "1Gi"),
+        ("e2-standard-4", "500m", "1Gi"),
+        ("e2-highmem-8", "4", "32Gi"),
+    ]
+
+
+def test_the_summary_line_totals_spot_and_on_demand_and_the_redone_work() -> None:
+    line = summary_line(
+        steps(), platform="gke-standard", options=CostOptions(region="asia-northeast1"), machines=load_machines()
+    )
+    # Train: 4 of 7.46 usable cpu vs 32 GiB of an e2-highmem-8's usable memory (0.46351/h) for an hour:
+    # 65536 MiB - 1104 (kernel) - 5572 (reserved) - 100 (eviction) - 614.4 (DaemonSets) = 58145.6 MiB.
+    share = Decimal(32 * 1024) / Decimal("58145.6")
+    assert f"on-demand {Decimal('0.46351') * share:.4f}" in line
+    assert "redone work 600 s" in line and "not priced" not in line
+
+
+def test_an_attempt_on_a_hand_made_pool_is_left_unpriced_and_said_so() -> None:
+    reports = steps()
+    reports[1].attempt_log[0]["pool"] = "my-big-pool"
+    line = summary_line(
+        reports, platform="gke-standard", options=CostOptions(region="asia-northeast1"), machines=load_machines()
+    )
+    assert "1 attempt(s) not priced" in line and "machine type None" in line
+
+
+def test_karpenter_attempts_take_the_generated_nodepools_instance_type() -> None:
+    reports = steps()
+    for report in reports:
+        for entry in report.attempt_log:
+            entry["pool"] = None  # Karpenter has no pools to pin
+    attempts = billable_attempts(
+        reports, platform="eks-karpenter", options=CostOptions(region="asia-northeast1"), machines=load_machines()
+    )
+    assert attempts[0]["machine_type"] == "m6i.2xlarge"  # the only priced Spot type that holds small
