@@ -29,8 +29,9 @@ Cached steps cost nothing: they do not run.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -108,6 +109,31 @@ def expected_runtime(
         if past is not None:
             return int(past), "past runs"
     return None, "unknown"
+
+
+def history_from_records(records: Iterable[Any]) -> History:
+    """A :data:`History` from run records (objects with ``steps``, each with ``unique_id``,
+    ``family`` and ``attempts`` that have ``outcome``, ``started`` and ``ended``).
+
+    A step's past run time is the median run time of its succeeded attempts: of the same step
+    (unique id) when it ran before, else of the same task family (other parameters).
+    """
+    by_id: dict[str, list[float]] = {}
+    by_family: dict[str, list[float]] = {}
+    for record in records:
+        for step in getattr(record, "steps", ()):
+            for attempt in getattr(step, "attempts", ()):
+                started, ended = getattr(attempt, "started", None), getattr(attempt, "ended", None)
+                if getattr(attempt, "outcome", None) != "succeeded" or started is None or ended is None:
+                    continue
+                by_id.setdefault(str(step.unique_id), []).append(float(ended) - float(started))
+                by_family.setdefault(str(step.family), []).append(float(ended) - float(started))
+
+    def past(spec: StepSpec) -> float | None:
+        runs = by_id.get(spec.unique_id) or by_family.get(spec.family)
+        return statistics.median(runs) if runs else None
+
+    return past
 
 
 def _attempt(spec: StepSpec, *, spot: bool, machine_type: str | None) -> dict[str, Any]:

@@ -7,8 +7,10 @@ from typing import Any
 
 from gokart_k8s.cost.config import load_cost_options
 from gokart_k8s.cost.estimate import compare, compare_table, estimate, table
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.resources import Catalog
 from gokart_k8s.settings import load_settings
-from gokart_k8s.steps import collect
+from gokart_k8s.steps import StepSpec, collect
 
 CFG = "[gokart_k8s]\nregion = asia-northeast1\n[gokart_k8s.expected_runtime]\nReport = 1h\n"
 
@@ -101,3 +103,36 @@ def test_platforms_side_by_side_with_spot_and_on_demand_shares(luigi_cfg: Any) -
     standard = results[0][0]
     spot_share = standard.spot_total / standard.total * 100
     assert f"{spot_share:.1f}%" in lines[1]
+
+
+def test_past_runs_are_the_median_of_succeeded_attempts_by_step_then_by_family() -> None:
+    from dataclasses import dataclass, field
+
+    from gokart_k8s.cost.estimate import history_from_records
+
+    @dataclass
+    class Attempt:
+        outcome: str
+        started: float | None
+        ended: float | None
+
+    @dataclass
+    class Step:
+        unique_id: str
+        family: str
+        attempts: list[Attempt] = field(default_factory=list)
+
+    @dataclass
+    class Record:
+        steps: list[Step]
+
+    records = [
+        Record([Step("a" * 32, "Train", [Attempt("evicted", 0, 50), Attempt("succeeded", 60, 160)])]),
+        Record([Step("a" * 32, "Train", [Attempt("succeeded", 0, 300)]), Step("c" * 32, "Train", [])]),
+        Record([Step("b" * 32, "Train", [Attempt("succeeded", 0, 1000), Attempt("succeeded", 5, None)])]),
+    ]
+    past = history_from_records(records)
+    rc = Catalog()["small"]
+    assert past(StepSpec("Train", "m", "a" * 32, "t", {}, rc, Eviction.TOLERATE)) == 200  # median of 100, 300
+    assert past(StepSpec("Train", "m", "z" * 32, "t", {}, rc, Eviction.TOLERATE)) == 300  # family: 100, 300, 1000
+    assert past(StepSpec("Other", "m", "y" * 32, "t", {}, rc, Eviction.TOLERATE)) is None
