@@ -169,6 +169,8 @@ def cmd_pools(args: argparse.Namespace, rest: Sequence[str]) -> int:
     report = [tradeoff(sizing, options)]
     for problem in sizing.unplaceable:
         report.append(f"not generated: {problem}")
+    for problem in sizing.unpriced:
+        report.append(f"price unknown: {problem}")
     if sizing.skipped_unpriced:
         report.append(f"skipped for want of a price: {', '.join(sizing.skipped_unpriced)}")
     texts = {

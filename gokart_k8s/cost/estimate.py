@@ -193,8 +193,11 @@ def estimate(
             note = "a plain cluster's nodes and prices are not known"
         elif sizing is not None:
             pool = sizing.pool_for(spec.resource_class, spot=spot)
-            if pool is None or pool.price.value is None:
-                note = next((u for u in sizing.unplaceable if repr(spec.resource_class.name) in u), "no priced pool")
+            if pool is None:
+                note = next((u for u in sizing.unplaceable if repr(spec.resource_class.name) in u), "no pool holds it")
+            elif pool.price.value is None:
+                where = f"{pool.name} ({pool.machine.name})"
+                note = pool.price.missing
             else:
                 alone = users[pool.name] <= 1
                 where = f"{pool.name} ({pool.machine.name})" + (", alone on its node" if alone else "")

@@ -84,11 +84,15 @@ class MergeStep:
 
 @dataclass(frozen=True)
 class Sizing:
-    """Generated pools, the merge trade-off, and the needs no machine holds."""
+    """Generated pools, the merge trade-off, the needs no machine holds, and the pools whose price is unknown."""
 
     pools: tuple[Pool, ...]
     steps: tuple[MergeStep, ...]
+    #: Needs no machine of the catalog holds: no pool generated.
     unplaceable: tuple[str, ...]
+    #: Pools generated on the smallest machine that holds their class, because none has a price.
+    unpriced: tuple[str, ...]
+    #: Machines passed over for want of a price for the capacity type.
     skipped_unpriced: tuple[str, ...]
 
     def pool_for(self, rc: ResourceClass, *, spot: bool) -> Pool | None:
@@ -196,21 +200,31 @@ def size_pools(
     region = region or (options.gcp_region() if cloud == "gcp" else options.ec2_region())
     pricer = _Pricer(machines, options.prices, cloud, region, options)
     unplaceable: list[str] = []
+    unpriced: list[str] = []
     # group -> list of (classes, machine, quote)
     own: dict[tuple[bool, str], Decimal] = {}
     groups: dict[tuple[bool, str | None], list[tuple[tuple[ResourceClass, ...], Machine, Quote]]] = {}
     for need in needs:
         found = pricer.cheapest([need.rc], spot=need.spot)
+        capacity = "spot" if need.spot else "on-demand"
         if found is None:
-            capacity = "spot" if need.spot else "on-demand"
-            holding = [m.name for m in pricer.machines if fits(need.rc, m, pricer.usable(m))]
-            why = (
-                f"the machines that hold it ({', '.join(holding)}) have no {capacity} price in {region}: supply one "
-                "in [gokart_k8s.prices] or with --prices FILE"
-                if holding
-                else f"no {cloud} machine of the catalog holds it: use a smaller class"
+            holding = sorted(
+                (m for m in pricer.machines if fits(need.rc, m, pricer.usable(m))), key=lambda m: (m.vcpu, m.memory_gib)
             )
-            unplaceable.append(f"resource class {need.rc.name!r} ({need.rc.describe()}, {capacity}): {why}")
+            if not holding:
+                unplaceable.append(
+                    f"resource class {need.rc.name!r} ({need.rc.describe()}, {capacity}): no {cloud} machine of the "
+                    "machine catalog holds it; use a smaller class, or provision that capacity by hand"
+                )
+                continue
+            # No price to choose by: the smallest machine that holds it, its price unknown (and said so).
+            machine = holding[0]
+            quote = pricer.quote(machine, spot=need.spot)
+            unpriced.append(
+                f"pool for {need.rc.name!r} ({capacity}) on {machine.name}: no {capacity} price in {region} for "
+                f"{', '.join(m.name for m in holding)}; supply one in [gokart_k8s.prices] or with --prices FILE"
+            )
+            groups.setdefault(need.group, []).append(((need.rc,), machine, quote))
             continue
         machine, quote = found
         assert quote.value is not None
@@ -227,6 +241,8 @@ def size_pools(
             for i in range(len(members)):
                 for j in range(i + 1, len(members)):
                     classes = members[i][0] + members[j][0]
+                    if any((key[0], rc.name) not in own for rc in classes):
+                        continue  # a pool without a price is never merged: nothing to weigh it by
                     found = pricer.cheapest(classes, spot=key[0])
                     if found is None:
                         continue
@@ -277,6 +293,7 @@ def size_pools(
         pools=_unique_names(pools),
         steps=tuple(steps),
         unplaceable=tuple(unplaceable),
+        unpriced=tuple(unpriced),
         skipped_unpriced=tuple(sorted(pricer.unpriced)),
     )
 

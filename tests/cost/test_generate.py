@@ -117,7 +117,9 @@ def karpenter_docs() -> list[dict[str, Any]]:
 def test_karpenter_nodepools_validate_against_the_crd_schema() -> None:
     validator = jsonschema.Draft7Validator(crd_schema())
     pools = [d for d in karpenter_docs() if d["kind"] == "NodePool"]
-    assert {p["metadata"]["name"] for p in pools} == {"gokart-on-demand", "gokart-spot"}
+    assert {p["metadata"]["name"] for p in pools} == {
+        f"gokart-{capacity}{gpu}" for capacity in ("on-demand", "spot") for gpu in ("", "-t4", "-l4")
+    }
     for pool in pools:
         errors = [e.message for e in validator.iter_errors(pool)]
         assert errors == [], errors
@@ -169,8 +171,15 @@ def test_karpenter_pools_are_per_capacity_type_with_limits_disruption_and_a_node
     spot = by_name["gokart-spot"]["spec"]
     reqs = {r["key"]: r["values"] for r in spot["template"]["spec"]["requirements"]}
     assert reqs["karpenter.sh/capacity-type"] == ["spot"]
-    assert reqs["node.kubernetes.io/instance-type"] == ["m6i.2xlarge"]
-    assert spot["limits"] == {"cpu": "80", "memory": "320Gi"}
+    # small and standard on the priced m6i.2xlarge; highmem and highcpu on types without a Tokyo Spot
+    # price, still offered so their steps get nodes.
+    assert reqs["node.kubernetes.io/instance-type"] == ["m6i.2xlarge", "m6i.4xlarge", "r6i.2xlarge"]
+    assert spot["limits"] == {"cpu": "160", "memory": "640Gi"}
+    gpu = by_name["gokart-spot-l4"]["spec"]
+    gpu_reqs = {r["key"]: r["values"] for r in gpu["template"]["spec"]["requirements"]}
+    assert gpu_reqs["karpenter.k8s.aws/instance-gpu-name"] == ["l4"]
+    assert gpu["template"]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert gpu["limits"]["nvidia.com/gpu"] == "10"
     assert spot["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
     on_demand = by_name["gokart-on-demand"]["spec"]["template"]["spec"]["requirements"]
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]} in on_demand

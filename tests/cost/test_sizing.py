@@ -105,7 +105,7 @@ def test_a_class_no_machine_holds_is_reported_not_invented() -> None:
     rc = ResourceClass(cpu="64", memory="4Gi", name="huge")
     sizing = size_pools([Need(rc, False)], load_machines(), CostOptions(region="us-central1"))
     assert not sizing.pools
-    assert "no gcp machine of the catalog holds it" in sizing.unplaceable[0]
+    assert "no gcp machine of the machine catalog holds it" in sizing.unplaceable[0]
 
 
 def test_a_machine_without_a_price_is_skipped_and_named() -> None:
@@ -114,6 +114,16 @@ def test_a_machine_without_a_price_is_skipped_and_named() -> None:
     sizing = size_pools([Need(rc, False)], load_machines(), CostOptions(region="asia-northeast1"), cloud="aws")
     assert sizing.pools[0].machine.machine_type == "m6i.4xlarge"
     assert "r6i.2xlarge (on-demand)" in sizing.skipped_unpriced
+
+
+def test_without_any_price_a_pool_is_still_generated_on_the_smallest_machine_and_its_price_is_unknown() -> None:
+    # In Tokyo no EC2 type that holds highmem (4 cpu, 32Gi) has a Spot price: the Spot pool still exists.
+    rc = Catalog()["highmem"]
+    sizing = size_pools([Need(rc, True)], load_machines(), CostOptions(region="asia-northeast1"), cloud="aws")
+    (pool,) = sizing.pools
+    assert (pool.machine.machine_type, pool.spot, pool.price.value) == ("r6i.2xlarge", True, None)
+    assert "[gokart_k8s.prices]" in pool.price.missing
+    assert "m6i.4xlarge, r6i.2xlarge" in sizing.unpriced[0] or "r6i.2xlarge, m6i.4xlarge" in sizing.unpriced[0]
 
 
 def spec(rc: ResourceClass, eviction: Eviction) -> StepSpec:
