@@ -75,6 +75,8 @@ class PlanEstimate:
     platform: str
     region: str
     steps: tuple[StepEstimate, ...]
+    #: The platform's cluster management fee per cluster-hour, when the catalog knows it.
+    cluster_fee: Decimal | None = None
 
     @property
     def total(self) -> Decimal:
@@ -236,7 +238,9 @@ def estimate(
                 spec.family, False, spot, where, seconds, source, hourly, cost, redone_seconds, redone_cost, note
             )
         )
-    return PlanEstimate(platform=platform, region=region, steps=tuple(out))
+    fee_item = {"gke-standard": "gke-standard", "gke-autopilot": "gke-autopilot", "eks-karpenter": "eks"}.get(platform)
+    fee = options.prices.quote(cloud, region, "cluster-fee", fee_item, spot=False).value if fee_item else None
+    return PlanEstimate(platform=platform, region=region, steps=tuple(out), cluster_fee=fee)
 
 
 def _spot(spec: StepSpec) -> bool:
@@ -289,6 +293,8 @@ def table(est: PlanEstimate) -> str:
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *body]]
     lines.append(f"estimated total on {est.platform} ({est.region}): {est.total_text()}")
+    if est.cluster_fee is not None:
+        lines.append(f"  plus the cluster fee, {est.cluster_fee} USD per cluster-hour, whatever runs on it")
     for s in est.steps:
         if s.note and not s.cached:
             lines.append(f"  {s.family}: {s.note}")

@@ -79,6 +79,7 @@ def test_run_time_unknown_is_shown_as_unknown_and_cached_steps_cost_nothing(luig
     assert steps["Report"].cost is None and "expected_runtime" in steps["Report"].note
     text = table(est)
     assert "unknown" in text and "cached" in text
+    assert "plus the cluster fee, 0.10 USD per cluster-hour" in text
 
 
 def test_past_runs_give_the_run_time_when_nothing_is_declared(luigi_cfg: Any) -> None:
