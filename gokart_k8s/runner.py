@@ -224,6 +224,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             recorder.interrupted = report.interrupted
             recorder.detach_nodes()
         _report(report, progress)
+        _report_cost(report, settings, progress)
         if report.interrupted:
             raise KeyboardInterrupt  # the caller reports an interrupted run (exit 130), not a failed one
         return bool(report.ok)
@@ -369,6 +370,26 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
             progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
         if step.error is not None:
             progress.log(f"{step.spec.family}: {step.error}")
+
+
+def _report_cost(report: Any, settings: Settings, progress: ProgressDisplay) -> None:
+    """The run's cost line (:mod:`gokart_k8s.cost.summary`) from the attempts the driver reports
+    per step (``StepReport.attempt_log``); nothing when it reports none. A price problem is said,
+    never raised: the run is over."""
+    steps = [s for s in report.steps if getattr(s, "attempt_log", None)]
+    if not steps:
+        return
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.cost.summary import summary_line
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        options = load_cost_options(region=settings.region)
+        line = summary_line(steps, platform=settings.platform, options=options, machines=load_machines())
+    except GokartK8sError as exc:
+        line = f"cost: not estimated ({exc})"
+    progress.log(line)
 
 
 def build(

@@ -83,7 +83,8 @@ class AttemptsCost:
         if self.redone_seconds:
             text += f", redone work {self.redone_seconds:.0f} s = {self.redone_cost:.4f} USD"
         if self.unknown:
-            text += f"; {self.unknown} attempt(s) not priced: {'; '.join(self.missing)}"
+            shown = "; ".join(self.missing[:3]) + ("; ..." if len(self.missing) > 3 else "")
+            text += f"; {self.unknown} attempt(s) not priced: {shown}"
         return text
 
 
@@ -160,6 +161,10 @@ def hourly_rate(
     cloud = "aws" if platform == "eks-karpenter" else "gcp"
     machine = _machine(machines, cloud, attempt.get("machine_type"), int(gpu))
     if machine is None:
+        if not attempt.get("machine_type"):
+            pool = attempt.get("pool")
+            where = f" (pool {pool!r} is not one `gokart-k8s pools` generated)" if pool else ""
+            return None, f"pod {attempt.get('pod')}: machine type unknown{where}"
         return (
             None,
             f"pod {attempt.get('pod')}: machine type {attempt.get('machine_type')!r} not in the machine catalog",

@@ -75,7 +75,8 @@ def test_an_attempt_on_a_hand_made_pool_is_left_unpriced_and_said_so() -> None:
     line = summary_line(
         reports, platform="gke-standard", options=CostOptions(region="asia-northeast1"), machines=load_machines()
     )
-    assert "1 attempt(s) not priced" in line and "machine type None" in line
+    assert "1 attempt(s) not priced" in line
+    assert "machine type unknown (pool 'my-big-pool' is not one `gokart-k8s pools` generated)" in line
 
 
 def test_karpenter_attempts_take_the_generated_nodepools_instance_type() -> None:
@@ -87,3 +88,23 @@ def test_karpenter_attempts_take_the_generated_nodepools_instance_type() -> None
         reports, platform="eks-karpenter", options=CostOptions(region="asia-northeast1"), machines=load_machines()
     )
     assert attempts[0]["machine_type"] == "m6i.2xlarge"  # the only priced Spot type that holds small
+
+
+@dataclass
+class RunReport:
+    steps: list[StepReport]
+
+
+def test_the_runner_logs_the_cost_line_after_a_cluster_run(luigi_cfg: Any) -> None:
+    from gokart_k8s.progress import ProgressDisplay
+    from gokart_k8s.runner import _report_cost
+    from gokart_k8s.settings import load_settings
+
+    luigi_cfg("[gokart_k8s]\nplatform = gke-standard\nregion = asia-northeast1\n")
+    reports = steps()
+    with ProgressDisplay([r.spec for r in reports]) as progress:
+        logged: list[str] = []
+        progress.log = logged.append  # type: ignore[method-assign]
+        _report_cost(RunReport(reports), load_settings(), progress)
+        _report_cost(RunReport([StepReport(reports[0].spec)]), load_settings(), progress)  # no attempts: no line
+    assert len(logged) == 1 and logged[0].startswith("cost: 0.26") and "redone work 600 s" in logged[0]
