@@ -27,7 +27,9 @@ from gokart_k8s.cost.prices import AWS_REGION_FOR
 from gokart_k8s.cost.prices import table as price_table
 from gokart_k8s.cost.sizing import Need, Sizing, needs_for_catalog, needs_for_steps, size_pools, tradeoff
 from gokart_k8s.errors import ConfigurationError, GokartK8sError
+from gokart_k8s.plan import Plan
 from gokart_k8s.settings import PLATFORMS, Settings
+from gokart_k8s.steps import StepSpec
 
 #: What each platform provisions, for ``--format`` and the files ``-o DIR`` writes.
 PLATFORM_FORMATS = {
@@ -113,7 +115,7 @@ def cmd_prices(args: argparse.Namespace, rest: Sequence[str]) -> int:
 
 
 def sizing_for(
-    settings: Settings, options: CostOptions, specs: Sequence[Any] | None, *, cloud: str
+    settings: Settings, options: CostOptions, specs: Sequence[StepSpec] | None, *, cloud: str
 ) -> tuple[Sizing, list[Need]]:
     """Pools for the steps ``specs`` (a pipeline) or, when None, for the whole catalog."""
     if specs is None:
@@ -124,7 +126,7 @@ def sizing_for(
     return size_pools(needs, load_machines(), options, cloud=cloud, region=region), needs
 
 
-def _task_specs(args: argparse.Namespace, rest: Sequence[str], settings: Settings) -> list[Any] | None:
+def _task_specs(args: argparse.Namespace, rest: Sequence[str], settings: Settings) -> list[StepSpec] | None:
     if not rest:
         return None
     from gokart_k8s.errors import PlanError
@@ -193,17 +195,17 @@ def cmd_pools(args: argparse.Namespace, rest: Sequence[str]) -> int:
     return 0
 
 
-def _rows(plan: Any) -> list[tuple[Any, Any, bool]]:
+def _rows(plan: Plan) -> list[tuple[StepSpec, Any, bool]]:
     return [(r.step.spec, r.step.task, r.cached) for r in plan.rows]
 
 
-def pool_drift(plan: Any, options: CostOptions) -> list[str]:
+def pool_drift(plan: Plan, options: CostOptions) -> list[str]:
     """Warnings where the configured ``[gokart_k8s.pools.*]`` place a step elsewhere than the
     generated pools would: different shape (cpu, memory, GPUs) or capacity type. Empty unless the
     platform is gke-standard and pools are configured."""
     from gokart_k8s.platforms.gke_standard import GkeStandardProfile
 
-    settings: Settings = plan.settings
+    settings = plan.settings
     if settings.platform != "gke-standard" or not settings.pools or not options.region:
         return []
     specs = [r.step.spec for r in plan.rows if not r.problems]
@@ -233,9 +235,9 @@ def pool_drift(plan: Any, options: CostOptions) -> list[str]:
     return out
 
 
-def plan_report(args: argparse.Namespace, plan: Any) -> str:
+def plan_report(args: argparse.Namespace, plan: Plan) -> str:
     """What ``plan`` prints after its table: pool drift warnings always, cost with ``--cost``."""
-    settings: Settings = plan.settings
+    settings = plan.settings
     region = getattr(args, "region", None) or settings.region
     wants_cost = bool(getattr(args, "cost", False) or getattr(args, "compare_platforms", False))
     if not wants_cost and not (settings.platform == "gke-standard" and settings.pools and region):
@@ -246,7 +248,7 @@ def plan_report(args: argparse.Namespace, plan: Any) -> str:
         if getattr(args, "compare_platforms", False):
             from gokart_k8s.platforms import get_profile
 
-            def check(platform: str, spec: Any) -> list[str]:
+            def check(platform: str, spec: StepSpec) -> list[str]:
                 return list(get_profile(dataclasses.replace(settings, platform=platform)).check(spec))
 
             lines.append(compare_table(compare(_rows(plan), options=options, check=check)))

@@ -37,6 +37,7 @@ from gokart_k8s.cost.machines import Capacity, Machine
 from gokart_k8s.cost.prices import PriceCatalog, Quote
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.resources import ResourceClass
+from gokart_k8s.steps import StepSpec
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def slots(rc: ResourceClass, usable: Capacity) -> int:
     return max(0, min(counts))
 
 
-def needs_for_steps(specs: Iterable[object], *, fallback: bool) -> list[Need]:
+def needs_for_steps(specs: Iterable[StepSpec], *, fallback: bool) -> list[Need]:
     """The needs of a pipeline's steps (:class:`~gokart_k8s.steps.StepSpec`), each once.
 
     ``fallback``: tolerant Spot steps also need on-demand capacity, because the driver moves a
@@ -125,9 +126,8 @@ def needs_for_steps(specs: Iterable[object], *, fallback: bool) -> list[Need]:
     """
     out: dict[tuple[str, bool], Need] = {}
     for spec in specs:
-        rc: ResourceClass = spec.resource_class  # type: ignore[attr-defined]
-        eviction: Eviction = spec.eviction  # type: ignore[attr-defined]
-        spot = eviction is Eviction.TOLERATE and rc.spot
+        rc = spec.resource_class
+        spot = spec.eviction is Eviction.TOLERATE and rc.spot
         out.setdefault((rc.name, spot), Need(rc, spot))
         if spot and fallback:
             out.setdefault((rc.name, False), Need(rc, False))

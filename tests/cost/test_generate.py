@@ -242,3 +242,15 @@ def test_the_ec2nodeclass_skeleton_validates_against_its_crd_and_its_cel_rules_t
     assert "amiFamily" not in spec  # not needed with an alias
     for key in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
         assert spec[key] and all(t.get("tags") and all(k and v for k, v in t["tags"].items()) for t in spec[key])
+
+
+def test_karpenter_luigi_cfg_sections_hold_every_class_on_its_capacity_type(luigi_cfg: Any) -> None:
+    from gokart_k8s.platforms.eks_karpenter import EksKarpenterProfile
+
+    s = sizing("aws")
+    luigi_cfg("[gokart_k8s]\nplatform = eks-karpenter\n" + generate.luigi_cfg(s.pools, platform="eks-karpenter"))
+    profile = EksKarpenterProfile(load_settings())
+    for rc in Catalog().values():
+        for eviction in (Eviction.TOLERATE, Eviction.PROTECT):
+            spec = StepSpec("F", "m", "u" * 32, "t", {}, rc, eviction)
+            assert profile.check(spec) == [], (rc.name, eviction)
