@@ -59,6 +59,10 @@ def register(subparsers: Any) -> None:
         "pools",
         allow_abbrev=False,
         help="generate the node pools the resource classes need (gcloud, Terraform, Karpenter, luigi.cfg)",
+        usage="gokart-k8s pools [TASK [luigi params]] [--platform P] [--format F] [-o DIR] [--region R] [--prices F]",
+        description="Node pools for the resource classes of TASK's steps (or of the whole catalog without TASK): "
+        "the cheapest machine whose usable capacity holds each class, Spot for tolerant steps, merged while "
+        "a lone step strands little. Writes what the platform provisions and the matching [gokart_k8s.pools.*].",
     )
     pools.add_argument("--platform", help="platform profile (overrides [gokart_k8s] platform)")
     pools.add_argument("--format", choices=generate.FORMATS, help="print only this format")
