@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import configparser
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -92,11 +92,14 @@ def _number(raw: str, where: str, *, share: bool = False) -> Decimal:
     return value
 
 
-def parse_cost_section(items: Mapping[str, str], where: str = f"[{COST_SECTION}]") -> dict[str, object]:
-    """The keyword arguments of :class:`CostOptions` a ``[gokart_k8s.cost]`` section gives."""
+def parse_cost_section(
+    items: Mapping[str, str], locate: Callable[[str], str] = lambda key: f"[{COST_SECTION}] {key}"
+) -> dict[str, object]:
+    """The keyword arguments of :class:`CostOptions` a ``[gokart_k8s.cost]`` section gives;
+    ``locate(key)`` says where a key is (``luigi.cfg:12``) in messages."""
     out: dict[str, object] = {}
     for key, raw in items.items():
-        at = f"{where} {key}"
+        at = f"{locate(key)}: [{COST_SECTION}] {key}"
         try:
             if key == "daemonset_cpu":
                 out[key] = parse_quantity(raw.strip())
@@ -123,7 +126,10 @@ def parse_cost_section(items: Mapping[str, str], where: str = f"[{COST_SECTION}]
                 raise
             raise ConfigurationError(f"{at}: {exc}") from None
     if out.get("location_policy", "ANY") not in ("ANY", "BALANCED"):
-        raise ConfigurationError(f"{where} location_policy: must be ANY or BALANCED, got {out['location_policy']!r}")
+        raise ConfigurationError(
+            f"{locate('location_policy')}: [{COST_SECTION}] location_policy must be ANY or BALANCED, "
+            f"got {out['location_policy']!r}"
+        )
     return out
 
 
@@ -139,8 +145,11 @@ def load_cost_options(
         import luigi.configuration
 
         config = luigi.configuration.get_config()
+    from gokart_k8s.settings import _locate, config_files
+
+    files = config_files()
     cost = dict(config.items(COST_SECTION, raw=True)) if config.has_section(COST_SECTION) else {}
-    kwargs = parse_cost_section(cost)
+    kwargs = parse_cost_section(cost, lambda key: _locate(files, COST_SECTION, key))
     runtimes: dict[str, int] = {}
     if config.has_section(RUNTIME_SECTION):
         for family, raw in config.items(RUNTIME_SECTION, raw=True):

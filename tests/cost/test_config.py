@@ -39,9 +39,10 @@ def test_the_cost_section_tunes_sizing_and_generation(luigi_cfg: Any, capsys: An
     ],
 )
 def test_a_bad_cost_setting_is_one_error_naming_it(luigi_cfg: Any, text: str, message: str) -> None:
-    luigi_cfg(f"[gokart_k8s.cost]\n{text}\n")
-    with pytest.raises(ConfigurationError, match=message):
+    path = luigi_cfg(f"[gokart_k8s.cost]\n{text}\n")
+    with pytest.raises(ConfigurationError, match=message) as caught:
         load_cost_options(region="us-central1")
+    assert str(caught.value).startswith(f"{path}:4: [gokart_k8s.cost]")  # file and line of the key
 
 
 def test_expected_runtimes_come_from_their_section_by_task_family(luigi_cfg: Any) -> None:
