@@ -73,10 +73,6 @@ class AttemptsCost:
     unknown: int
     missing: tuple[str, ...] = field(default=())
 
-    @property
-    def complete(self) -> bool:
-        return self.unknown == 0
-
     def describe(self) -> str:
         """``0.4213 USD (Spot 0.1200, on-demand 0.3013), redone work 95 s = 0.0100 USD``, with unknowns said."""
         text = f"{self.total:.4f} USD (Spot {self.spot:.4f}, on-demand {self.on_demand:.4f})"

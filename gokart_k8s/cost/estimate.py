@@ -28,7 +28,6 @@ Cached steps cost nothing: they do not run.
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -353,10 +352,6 @@ def compare_table(results: Sequence[tuple[PlanEstimate, list[str]]]) -> str:
         for p in problems:
             lines.append(f"  {est.platform}: {p}")
     return "\n".join(lines)
-
-
-def with_platform(settings: Any, platform: str) -> Any:
-    return dataclasses.replace(settings, platform=platform)
 
 
 __all__ = ["COMPARED", "PlanEstimate", "StepEstimate", "compare", "compare_table", "estimate", "table"]

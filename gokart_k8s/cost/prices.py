@@ -39,7 +39,7 @@ import csv
 import dataclasses
 import datetime
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -300,7 +300,3 @@ def rows_to_csv(rows: Iterable[PriceRow]) -> str:
         values = dataclasses.asdict(r)
         writer.writerow(["" if values[c] is None else str(values[c]) for c in COLUMNS])
     return out.getvalue()
-
-
-def iter_known(catalog: PriceCatalog) -> Iterator[PriceRow]:
-    return (r for r in catalog.rows() if r.on_demand is not None or r.spot is not None)
