@@ -273,18 +273,23 @@ def price_nodes(
 
     Each lifetime is a mapping with ``pool``, ``machine_type``, ``capacity_type`` (``"spot"`` or
     ``"on-demand"``), ``start`` and ``end`` (epoch seconds; ``end`` None for a node still up,
-    counted to ``now``). GPUs of a machine listed with attached GPUs are priced with it.
+    counted to ``now``); a lifetime that says its ``hours`` (the local cluster's ledger does, in
+    cluster time) is billed for those. GPUs of a machine listed with attached GPUs are priced with it.
     A node bills from creation to deletion, busy or idle: this is what the cloud charges.
     """
     groups: dict[tuple[str, str, str | None], list[Decimal]] = {}
     for item in lifetimes:
         life = as_mapping(item)
+        key = (str(life.get("pool") or ""), str(life.get("machine_type") or ""), life.get("capacity_type"))
+        if life.get("hours") is not None:
+            # A rehearsal's ledger says the hours in cluster time (its clock runs time_scale faster).
+            groups.setdefault(key, []).append(Decimal(str(life["hours"])))
+            continue
         start, end = life.get("start"), life.get("end", now)
         if end is None:
             end = now
         if start is None or end is None:
             continue
-        key = (str(life.get("pool") or ""), str(life.get("machine_type") or ""), life.get("capacity_type"))
         groups.setdefault(key, []).append(max(Decimal(0), Decimal(str(end)) - Decimal(str(start))) / _HOUR)
     out = []
     for (pool, machine_type, capacity), hours in sorted(groups.items(), key=lambda kv: kv[0][0]):

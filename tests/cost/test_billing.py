@@ -137,6 +137,15 @@ def test_node_lifetimes_give_node_hours_and_cost_by_pool() -> None:
             "end": None,
         },
         {"pool": "mystery", "machine_type": "x9-giant", "capacity_type": "spot", "start": T0, "end": T0 + 60},
+        # A rehearsal's ledger: 6 wall seconds that stand for 0.5 cluster hours.
+        {
+            "pool": "od",
+            "machine_type": "e2-standard-4",
+            "capacity_type": "on-demand",
+            "start": T0,
+            "end": T0 + 6,
+            "hours": 0.5,
+        },
     ]
     by_pool = {
         c.pool: c
@@ -149,6 +158,7 @@ def test_node_lifetimes_give_node_hours_and_cost_by_pool() -> None:
     gpu = by_pool["ondemand-g2-standard-12"]
     assert gpu.node_hours == 2 and gpu.cost == 2 * (Decimal("0.56553") + Decimal("0.7192"))
     assert by_pool["mystery"].cost is None and "x9-giant" in by_pool["mystery"].missing
+    assert (by_pool["od"].node_hours, by_pool["od"].cost) == (Decimal("0.5"), Decimal("0.17193") / 2)
 
 
 def test_run_record_attempts_are_priced_by_their_attributes_and_summed_for_the_summary() -> None:
