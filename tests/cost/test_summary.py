@@ -67,6 +67,7 @@ def test_the_summary_line_totals_spot_and_on_demand_and_the_redone_work() -> Non
     share = Decimal(32 * 1024) / Decimal("58145.6")
     assert f"on-demand {Decimal('0.46351') * share:.4f}" in line
     assert "redone work 600 s" in line and "not priced" not in line
+    assert line.endswith(f"; by step: Train {Decimal('0.46351') * share:.4f}, Prep 0.0050")
 
 
 def test_an_attempt_on_a_hand_made_pool_is_left_unpriced_and_said_so() -> None:
