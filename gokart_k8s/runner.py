@@ -293,6 +293,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
                 progress.log(f"  {event.at:6.1f}s  {event.detail}")
         for line in summary_lines(cluster.node_lifetimes()):
             progress.log(line)
+        _report_node_cost(cluster.node_lifetimes(), settings, progress)
     return ok
 
 
@@ -389,6 +390,21 @@ def _report_cost(report: Any, settings: Settings, progress: ProgressDisplay) -> 
         line = summary_line(steps, platform=settings.platform, options=options, machines=load_machines())
     except GokartK8sError as exc:
         line = f"cost: not estimated ({exc})"
+    progress.log(line)
+
+
+def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisplay) -> None:
+    """What the rehearsal's nodes would cost at the catalog's list prices (:mod:`gokart_k8s.cost.billing`)."""
+    from gokart_k8s.cost.billing import node_cost_line
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        options = load_cost_options(region=settings.region)
+        line = node_cost_line(lifetimes, platform=settings.platform, options=options, machines=load_machines())
+    except GokartK8sError as exc:
+        line = f"node cost: not estimated ({exc})"
     progress.log(line)
 
 

@@ -359,3 +359,33 @@ def run_cost_line(attempts: Iterable[Any], *, platform: str, options: CostOption
     if not total.attempts:
         return "cost: 0 USD (no step ran)"
     return f"cost: {total.describe()}"
+
+
+def node_cost_line(
+    lifetimes: Iterable[Mapping[str, Any] | Any], *, platform: str, options: CostOptions, machines: Sequence[Machine]
+) -> str:
+    """``node cost: 1.2345 USD at list prices (pool a 0.1000, pool b 1.2345)`` from node lifetimes,
+    naming the pools whose machine has no price. Autopilot bills pods, not nodes; a plain cluster's
+    prices are not known: both are said instead."""
+    if platform == "gke-autopilot":
+        return "node cost: none on Autopilot, which bills the pods' requests (see the cost line)"
+    if platform == "plain":
+        return "node cost: not estimated on a plain cluster (its nodes and prices are not known)"
+    if not options.region:
+        return "node cost: not estimated; set [gokart_k8s] region to price the nodes"
+    cloud = "aws" if platform == "eks-karpenter" else "gcp"
+    costs = price_nodes(
+        lifetimes, cloud=cloud, region=_region_for(platform, options), prices=options.prices, machines=machines
+    )
+    known = [c for c in costs if c.cost is not None]
+    total = sum((c.cost for c in known if c.cost is not None), Decimal(0))
+    text = f"node cost: {total:.4f} USD at list prices"
+    if known:
+        text += " (" + ", ".join(f"{c.pool} {c.cost:.4f}" for c in known) + ")"
+    unknown = [c for c in costs if c.cost is None]
+    if unknown:
+        text += "; not priced: " + "; ".join(
+            f"{c.pool} ({c.node_hours:.2f} node-hours, machine {c.machine_type!r} has no price in the catalog)"
+            for c in unknown
+        )
+    return text

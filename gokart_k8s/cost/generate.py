@@ -18,7 +18,8 @@ Every generator is a pure function from pools to text; ``gokart-k8s pools`` writ
   (which reads them) and provisioning come from one source.
 
 Pool quantities in luigi.cfg are the *usable* capacity of one node (allocatable minus DaemonSets),
-so placement and sizing agree on what fits.
+so placement and sizing agree on what fits; ``min_nodes``/``max_nodes`` are the autoscaling bounds
+of the generated pools, so a rehearsal's autoscaler scales them as the cloud's would.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ from gokart_k8s.resources import ResourceClass
 
 #: Node label on every generated pool's nodes: the pool, for ``kubectl get nodes -L``.
 POOL_LABEL = f"{LABEL_PREFIX}/pool"
+#: The well-known node label of the machine type, which the cloud sets on every node
+#: (https://kubernetes.io/docs/reference/labels-annotations-taints/#nodekubernetesioinstance-type).
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 FORMATS = ("gcloud", "terraform", "karpenter", "luigi-cfg")
 
@@ -82,8 +86,12 @@ def luigi_cfg(pools: Sequence[Pool], *, platform: str) -> str:
         if pool.machine.gpus:
             out.append(f"gpu = {pool.machine.gpus}")
             out.append(f"accelerator = {pool.machine.accelerator}")
+        out.append("min_nodes = 0")
+        out.append(f"max_nodes = {pool.max_nodes}")
+        # The machine type label every real node carries: a rehearsal's nodes carry it too, so their
+        # node-hours are priced as this machine.
+        out.append(f"labels = {POOL_LABEL}={pool.name}, {INSTANCE_TYPE_LABEL}={pool.machine.machine_type}")
         if platform == "gke-standard":
-            out.append(f"labels = {POOL_LABEL}={pool.name}")
             if pool.spot:
                 out.append(f"taints = {SPOT_TAINT.key}={SPOT_TAINT.value}:{SPOT_TAINT.effect}")
     return "\n".join(out) + "\n"

@@ -189,3 +189,23 @@ def test_run_record_attempts_are_priced_by_their_attributes_and_summed_for_the_s
     assert "set [gokart_k8s] region" in run_cost_line(
         [a], platform="gke-standard", options=CostOptions(), machines=MACHINES
     )
+
+
+def test_the_node_cost_line_prices_pools_and_names_the_ones_it_cannot() -> None:
+    from gokart_k8s.cost.billing import node_cost_line
+    from gokart_k8s.cost.config import CostOptions
+
+    lifetimes = [
+        {"pool": "spot-e2-standard-4", "machine_type": "e2-standard-4", "capacity_type": "spot", "hours": 2},
+        {"pool": "general", "machine_type": "4cpu-16Gi", "capacity_type": "on-demand", "hours": 1},
+    ]
+    options = CostOptions(region="asia-northeast1")
+    line = node_cost_line(lifetimes, platform="gke-standard", options=options, machines=MACHINES)
+    assert line == (
+        "node cost: 0.1376 USD at list prices (spot-e2-standard-4 0.1376); not priced: general "
+        "(1.00 node-hours, machine '4cpu-16Gi' has no price in the catalog)"
+    )
+    assert "bills the pods" in node_cost_line(lifetimes, platform="gke-autopilot", options=options, machines=MACHINES)
+    assert "set [gokart_k8s] region" in node_cost_line(
+        lifetimes, platform="gke-standard", options=CostOptions(), machines=MACHINES
+    )

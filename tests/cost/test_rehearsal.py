@@ -39,6 +39,9 @@ def test_the_example_runs_on_the_local_cluster_built_from_its_generated_pools(tm
     pools_line = next(line for line in done.stderr.splitlines() if "local cluster at" in line)
     names = {line[len("[gokart_k8s.pools.") : -1] for line in generated.stdout.splitlines() if line.startswith("[")}
     assert set(pools_line.split("pools: ", 1)[1].split(" (", 1)[0].split(", ")) == names
+    # The nodes carried the generated machine types, so their node-hours are priced from the catalog.
+    node_cost = next(line for line in done.stderr.splitlines() if line.startswith("node cost: "))
+    assert "USD at list prices (" in node_cost and "not priced" not in node_cost, node_cost
     plan = gokart_k8s(tmp_path, config, "plan", EXAMPLE, "--backend", "local-cluster")
     assert plan.returncode == 0 and "warning" not in plan.stdout, plan.stdout
     assert "pool spot-e2-standard-16 (Spot)" in plan.stdout  # TrainModel, highcpu, tolerant
