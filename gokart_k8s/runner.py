@@ -148,6 +148,7 @@ def _open_recorder(roots: Sequence[Any], plan: Plan, options: RunOptions) -> Any
             image=image if options.backend != "inline" else None,
             profile=get_profile(plan.settings),
             node_poll_seconds=2.0 if options.backend == "local-cluster" else 10.0,
+            pricer=_cost_pricer(plan.settings),
         )
     except Exception as exc:
         import sys
@@ -224,7 +225,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             recorder.interrupted = report.interrupted
             recorder.detach_nodes()
         _report(report, progress)
-        _report_cost(report, settings, progress)
+        _report_cost(recorder.record().steps if recorder is not None else report.steps, settings, progress)
         if report.interrupted:
             raise KeyboardInterrupt  # the caller reports an interrupted run (exit 130), not a failed one
         return bool(report.ok)
@@ -373,11 +374,11 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
             progress.log(f"{step.spec.family}: {step.error}")
 
 
-def _report_cost(report: Any, settings: Settings, progress: ProgressDisplay) -> None:
-    """The run's cost line (:mod:`gokart_k8s.cost.summary`) from the attempts the driver reports
-    per step (``StepReport.attempt_log``); nothing when it reports none. A price problem is said,
-    never raised: the run is over."""
-    steps = [s for s in report.steps if getattr(s, "attempt_log", None)]
+def _report_cost(steps: Sequence[Any], settings: Settings, progress: ProgressDisplay) -> None:
+    """The run's cost line (:mod:`gokart_k8s.cost.summary`) from the attempts the run reports per
+    step (the run record's, else the driver's); nothing when there are none. A price problem is
+    said, never raised: the run is over."""
+    steps = [s for s in steps if getattr(s, "attempts", None) or getattr(s, "attempt_log", None)]
     if not steps:
         return
     from gokart_k8s.cost.config import load_cost_options
@@ -391,6 +392,22 @@ def _report_cost(report: Any, settings: Settings, progress: ProgressDisplay) -> 
     except GokartK8sError as exc:
         line = f"cost: not estimated ({exc})"
     progress.log(line)
+
+
+def _cost_pricer(settings: Settings) -> Any:
+    """The run record's pricing hook (:func:`gokart_k8s.cost.billing.attempt_pricer`), or None
+    when the run cannot be priced (no region, a plain cluster, prices that do not read)."""
+    if not settings.region or settings.platform == "plain":
+        return None
+    from gokart_k8s.cost.billing import attempt_pricer
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        return attempt_pricer(settings.platform, load_cost_options(region=settings.region), load_machines())
+    except GokartK8sError:
+        return None
 
 
 def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisplay) -> None:

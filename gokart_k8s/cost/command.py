@@ -21,7 +21,7 @@ from typing import Any
 
 from gokart_k8s.cost import generate
 from gokart_k8s.cost.config import CostOptions, load_cost_options
-from gokart_k8s.cost.estimate import compare, compare_table, estimate, table
+from gokart_k8s.cost.estimate import History, compare, compare_table, estimate, history_from_records, table
 from gokart_k8s.cost.machines import load_machines
 from gokart_k8s.cost.prices import AWS_REGION_FOR
 from gokart_k8s.cost.prices import table as price_table
@@ -239,6 +239,19 @@ def pool_drift(plan: Plan, options: CostOptions) -> list[str]:
     return out
 
 
+def past_runs(plan: Plan) -> History | None:
+    """Run times from the run records in the plan's cache (:mod:`gokart_k8s.history`), or None
+    when there are none or they cannot be read (an estimate never fails a plan)."""
+    from gokart_k8s.history import list_records
+    from gokart_k8s.history.store import open_store
+
+    try:
+        records = list_records(open_store(plan.workspace))
+    except (GokartK8sError, OSError, ValueError):
+        return None
+    return history_from_records(records) if records else None
+
+
 def plan_report(args: argparse.Namespace, plan: Plan) -> str:
     """What ``plan`` prints after its table: pool drift warnings always, cost with ``--cost``."""
     settings = plan.settings
@@ -255,7 +268,9 @@ def plan_report(args: argparse.Namespace, plan: Plan) -> str:
             def check(platform: str, spec: StepSpec) -> list[str]:
                 return list(get_profile(dataclasses.replace(settings, platform=platform)).check(spec))
 
-            lines.append(compare_table(compare(_rows(plan), options=options, check=check)))
+            lines.append(compare_table(compare(_rows(plan), options=options, check=check, history=past_runs(plan))))
         else:
-            lines.append(table(estimate(_rows(plan), platform=settings.platform, options=options)))
+            lines.append(
+                table(estimate(_rows(plan), platform=settings.platform, options=options, history=past_runs(plan)))
+            )
     return "\n".join(lines)

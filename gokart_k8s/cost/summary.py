@@ -1,13 +1,15 @@
-"""The cost line of the end-of-run summary, from the attempts the driver reports.
+"""The cost lines of the end-of-run summary, from the attempts a run reports.
 
-The driver reports, per step, its spec and an *attempt log*: one entry per pod with ``pod``,
-``node``, ``pool``, ``capacity_type``, ``submitted``, ``started``, ``ended``, ``outcome``,
-``reason`` and ``exit_code``. Billing (:mod:`gokart_k8s.cost.billing`) also needs the requests
-(the step's resource class) and, on node-billed platforms, the machine type, which a driver does
-not see: an attempt that names one (a run record's attempt does) keeps it; otherwise it is the
-machine of the *generated* pool the attempt ran on (gke-standard: by pool name; eks-karpenter: the
-instance type the generated NodePool offers for the class and capacity type). An attempt on a
-hand-made pool of unknown machine type stays unpriced, and the line says so.
+The attempts come from the run record (:mod:`gokart_k8s.history`: each step's ``requests`` and
+``attempts``, each attempt with ``pod``, ``node``, ``pool``, ``machine_type``, ``capacity_type``,
+``cpu``, ``memory``, ``gpu``, ``started``, ``ended``, ``outcome``...) or from a driver's report
+(each step's ``spec`` and ``attempt_log``). Billing (:mod:`gokart_k8s.cost.billing`) needs the
+requests and, on node-billed platforms, the machine type. An attempt that names its machine type
+(the node's ``node.kubernetes.io/instance-type`` label, which the record reads) keeps it;
+otherwise it is the machine of the *generated* pool the attempt ran on -- by pool name on
+gke-standard (``spot-e2-standard-4``), by the instance type the generated NodePool offers for the
+class and capacity type on eks-karpenter. An attempt on a hand-made pool of unknown machine type
+stays unpriced, and the line says so.
 """
 
 from __future__ import annotations
@@ -18,46 +20,76 @@ from typing import Any
 from gokart_k8s.cost.billing import as_mapping, price_attempts, run_cost_line
 from gokart_k8s.cost.config import CostOptions
 from gokart_k8s.cost.machines import Machine
-from gokart_k8s.cost.sizing import needs_for_steps, size_pools
-from gokart_k8s.errors import GokartK8sError
+from gokart_k8s.cost.sizing import Need, pool_name, size_pools
+from gokart_k8s.errors import GokartK8sError, QuantityError
+from gokart_k8s.resources import ResourceClass
 
 #: Steps the summary line names, dearest first.
 _SHOWN_STEPS = 5
 
 
+def _family(step: Any) -> str:
+    spec = getattr(step, "spec", None)
+    return str(spec.family if spec is not None else getattr(step, "family", ""))
+
+
+def _resource_class(step: Any) -> ResourceClass | None:
+    """The step's class: its spec's (a driver report) or rebuilt from its recorded requests."""
+    spec = getattr(step, "spec", None)
+    if spec is not None:
+        return spec.resource_class  # type: ignore[no-any-return]
+    requests = getattr(step, "requests", None) or {}
+    try:
+        return ResourceClass(
+            cpu=str(requests["cpu"]),
+            memory=str(requests["memory"]),
+            gpu=int(requests.get("gpu") or 0),
+            accelerator=requests.get("accelerator"),
+            name=str(getattr(step, "resource_class", None) or ""),
+        )
+    except (KeyError, ValueError, TypeError, QuantityError):
+        return None
+
+
+def _attempts(step: Any) -> list[Any]:
+    return list(getattr(step, "attempt_log", None) or getattr(step, "attempts", None) or ())
+
+
 def billable_attempts(
     steps: Iterable[Any], *, platform: str, options: CostOptions, machines: Sequence[Machine]
 ) -> list[dict[str, Any]]:
-    """Every attempt of ``steps`` (objects with ``spec`` and ``attempt_log``) as billing reads one."""
+    """Every attempt of ``steps`` as billing reads one (see the module docstring)."""
     steps = list(steps)
-    specs = [s.spec for s in steps]
-    pools: dict[str, str] = {}
+    cloud = "aws" if platform == "eks-karpenter" else "gcp"
+    by_pool = {pool_name(m, spot=spot): m.machine_type for m in machines if m.cloud == cloud for spot in (False, True)}
     by_need: dict[tuple[str, bool], str] = {}
-    if platform in ("gke-standard", "eks-karpenter") and options.region and specs:
-        cloud = "aws" if platform == "eks-karpenter" else "gcp"
+    if platform == "eks-karpenter" and options.region:
+        needs = {}
+        for step in steps:
+            rc = _resource_class(step)
+            for item in _attempts(step):
+                capacity = as_mapping(item).get("capacity_type")
+                if rc is not None and capacity is not None:
+                    needs[(rc.name, capacity == "spot")] = Need(rc, capacity == "spot")
         try:
-            region = options.ec2_region() if cloud == "aws" else options.gcp_region()
-            sizing = size_pools(needs_for_steps(specs, fallback=True), machines, options, cloud=cloud, region=region)
+            sizing = size_pools(list(needs.values()), machines, options, cloud=cloud, region=options.ec2_region())
+            by_need = {(name, p.spot): p.machine.machine_type for p in sizing.pools for name in p.classes}
         except GokartK8sError:
-            sizing = None
-        if sizing is not None:
-            for pool in sizing.pools:
-                pools[pool.name] = pool.machine.machine_type
-                for name in pool.classes:
-                    by_need[(name, pool.spot)] = pool.machine.machine_type
+            pass
     out = []
     for step in steps:
-        rc = step.spec.resource_class
-        for item in getattr(step, "attempt_log", ()):
+        rc = _resource_class(step)
+        for item in _attempts(step):
             attempt = dict(as_mapping(item))
-            attempt.setdefault("cpu", rc.cpu)
-            attempt.setdefault("memory", rc.memory)
-            attempt.setdefault("gpu", rc.gpu)
-            attempt.setdefault("accelerator", rc.accelerator)
+            if rc is not None:
+                for key, value in (("cpu", rc.cpu), ("memory", rc.memory), ("gpu", rc.gpu)):
+                    if attempt.get(key) is None:
+                        attempt[key] = value
+                attempt.setdefault("accelerator", rc.accelerator)
             if not attempt.get("machine_type"):
+                pool = attempt.get("pool")
                 spot = attempt.get("capacity_type") == "spot"
-                pool_name = attempt.get("pool")
-                attempt["machine_type"] = pools.get(str(pool_name)) if pool_name else by_need.get((rc.name, spot))
+                attempt["machine_type"] = by_pool.get(str(pool)) if pool else by_need.get((rc.name if rc else "", spot))
             out.append(attempt)
     return out
 
@@ -78,7 +110,7 @@ def summary_line(steps: Iterable[Any], *, platform: str, options: CostOptions, m
             own, platform=platform, region=region, prices=options.prices, machines=machines, options=options
         )
         if own and not cost.unknown:
-            by_step.append((cost.total, step.spec.family))
+            by_step.append((cost.total, _family(step)))
     by_step.sort(reverse=True)
     if len(by_step) > 1:
         shown = ", ".join(f"{family} {cost:.4f}" for cost, family in by_step[:_SHOWN_STEPS])

@@ -127,3 +127,23 @@ def test_prices_reads_a_prices_file_and_refuses_a_broken_one(capsys: Any, luigi_
     bad.write_text("cloud,region\ngcp,x\n")
     code, _, err = run(capsys, "prices", "--prices", str(bad))
     assert code == 2 and "needs the columns" in err and "Traceback" not in err
+
+
+def test_plan_cost_takes_run_times_from_past_run_records(capsys: Any, luigi_cfg: Any, tmp_path: Path) -> None:
+    import shutil
+
+    luigi_cfg("[gokart_k8s]\nplatform = gke-standard\nregion = asia-northeast1\n")
+    _, before, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost")
+    assert "Report: run time unknown" in before
+    assert main(["run", TASK, "--backend", "inline"]) == 0  # the run record goes into the cache
+    capsys.readouterr()
+    # Drop the outputs, keep the run records: the steps run again, and their past run times are known.
+    for path in (tmp_path / "resources").iterdir():
+        if path.name != "gokart_k8s":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    code, out, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost")
+    assert code == 0
+    cost_table = out[out.rindex("\nSTEP ", 0, out.index("CAPACITY / NODE")) :]
+    row = next(line for line in cost_table.splitlines() if line.startswith("Report "))
+    assert "(past runs)" in row and "run time unknown" not in cost_table
+    assert "(declared)" in next(line for line in cost_table.splitlines() if line.startswith("Prep "))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +43,15 @@ def test_the_example_runs_on_the_local_cluster_built_from_its_generated_pools(tm
     # The nodes carried the generated machine types, so their node-hours are priced from the catalog.
     node_cost = next(line for line in done.stderr.splitlines() if line.startswith("node cost: "))
     assert "USD at list prices (" in node_cost and "not priced" not in node_cost, node_cost
+    # Every attempt is priced from what the run record saw (the node's machine type, the pod's requests)...
+    cost = next(line for line in done.stderr.splitlines() if line.startswith("cost: "))
+    assert " USD (Spot " in cost and "not priced" not in cost and "; by step: " in cost, cost
+    # ... and the prices are kept in the record, for the run report.
+    (snapshot,) = (tmp_path / "resources" / "gokart_k8s" / "runs").glob("*/record.json")
+    data = json.loads(snapshot.read_text())
+    attempts = [a for step in data["steps"] for a in step["attempts"]]
+    assert attempts and all(isinstance(a["cost"], float) and a["cost"] > 0 for a in attempts), attempts
+    assert data["cost"] == pytest.approx(sum(a["cost"] for a in attempts))
     plan = gokart_k8s(tmp_path, config, "plan", EXAMPLE, "--backend", "local-cluster")
     assert plan.returncode == 0 and "warning" not in plan.stdout, plan.stdout
     assert "pool spot-e2-standard-16 (Spot)" in plan.stdout  # TrainModel, highcpu, tolerant

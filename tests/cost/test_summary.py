@@ -91,11 +91,6 @@ def test_karpenter_attempts_take_the_generated_nodepools_instance_type() -> None
     assert attempts[0]["machine_type"] == "m6i.2xlarge"  # the only priced Spot type that holds small
 
 
-@dataclass
-class RunReport:
-    steps: list[StepReport]
-
-
 def test_the_runner_logs_the_cost_line_after_a_cluster_run(luigi_cfg: Any) -> None:
     from gokart_k8s.progress import ProgressDisplay
     from gokart_k8s.runner import _report_cost
@@ -106,6 +101,33 @@ def test_the_runner_logs_the_cost_line_after_a_cluster_run(luigi_cfg: Any) -> No
     with ProgressDisplay([r.spec for r in reports]) as progress:
         logged: list[str] = []
         progress.log = logged.append  # type: ignore[method-assign]
-        _report_cost(RunReport(reports), load_settings(), progress)
-        _report_cost(RunReport([StepReport(reports[0].spec)]), load_settings(), progress)  # no attempts: no line
+        _report_cost(reports, load_settings(), progress)
+        _report_cost([StepReport(reports[0].spec)], load_settings(), progress)  # no attempts: no line
     assert len(logged) == 1 and logged[0].startswith("cost: 0.26") and "redone work 600 s" in logged[0]
+
+
+def test_run_record_steps_are_priced_by_their_requests_and_node_machine_types() -> None:
+    from gokart_k8s.history.record import Attempt, StepRecord
+
+    step = StepRecord(
+        unique_id="a" * 32,
+        family="Train",
+        resource_class="highmem",
+        requests={"cpu": "4", "memory": "32Gi", "gpu": 0, "accelerator": None},
+        eviction="protect",
+    )
+    # The record read the node's machine type; the other attempt ran on a generated pool, named so.
+    step.attempts = [
+        Attempt(uid="1", pod="p1", machine_type="e2-highmem-8", capacity_type="on-demand", started=T0, ended=T0 + 1800),
+        Attempt(
+            uid="2", pod="p2", pool="ondemand-e2-highmem-8", capacity_type="on-demand", started=T0, ended=T0 + 1800
+        ),
+    ]
+    options = CostOptions(region="asia-northeast1")
+    attempts = billable_attempts([step], platform="gke-standard", options=options, machines=load_machines())
+    assert [(a["machine_type"], a["cpu"], a["memory"]) for a in attempts] == [("e2-highmem-8", "4", "32Gi")] * 2
+    line = summary_line([step], platform="gke-standard", options=options, machines=load_machines())
+    share = Decimal(32 * 1024) / Decimal("58145.6")
+    assert (
+        line == f"cost: {Decimal('0.46351') * share:.4f} USD (Spot 0.0000, on-demand {Decimal('0.46351') * share:.4f})"
+    )
