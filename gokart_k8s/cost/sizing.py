@@ -328,8 +328,8 @@ def _unique_names(pools: list[Pool]) -> tuple[Pool, ...]:
 def tradeoff(sizing: Sizing, options: CostOptions) -> str:
     """The merge steps as a table: pools left, what was merged, the shared machine, stranded share."""
     lines = [
-        f"merging classes onto shared pools while a lone step strands at most "
-        f"{options.max_stranded_share * 100:.0f}% of the shared node's price ([gokart_k8s.cost] max_stranded_share):"
+        f"merging classes onto shared pools while a lone step strands at most {options.max_stranded_share * 100:.0f}% "
+        "of the price of the shared node ([gokart_k8s.cost] max_stranded_share):"
     ]
     if not sizing.steps:
         lines.append("  nothing to merge: every pool holds classes no other pool could share")
