@@ -10,7 +10,7 @@ import pytest
 
 from gokart_k8s.cli import main
 
-TASK = "tests.cost.pipelines.Report"
+TASK = "tests.cost.pipelines.CostReport"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -106,7 +106,7 @@ def test_plan_warns_when_configured_pools_differ_from_generated_ones(capsys: Any
     luigi_cfg(cfg + generated.replace(generated_pool, "[gokart_k8s.pools.big-highmem]\ncpu = 15440m"))
     code, out, _ = run(capsys, "plan", TASK, "--backend", "inline")
     assert code == 0
-    assert "warning: step TrainBig: the configured pool 'big-highmem' (15440m cpu" in out
+    assert "warning: step CostTrain: the configured pool 'big-highmem' (15440m cpu" in out
     assert "'ondemand-e2-highmem-8' (7460m cpu" in out
 
 
@@ -134,7 +134,7 @@ def test_plan_cost_takes_run_times_from_past_run_records(capsys: Any, luigi_cfg:
 
     luigi_cfg("[gokart_k8s]\nplatform = gke-standard\nregion = asia-northeast1\n")
     _, before, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost")
-    assert "Report: run time unknown" in before
+    assert "CostReport: run time unknown" in before
     assert main(["run", TASK, "--backend", "inline"]) == 0  # the run record goes into the cache
     capsys.readouterr()
     # Drop the outputs, keep the run records: the steps run again, and their past run times are known.
@@ -144,6 +144,6 @@ def test_plan_cost_takes_run_times_from_past_run_records(capsys: Any, luigi_cfg:
     code, out, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost")
     assert code == 0
     cost_table = out[out.rindex("\nSTEP ", 0, out.index("CAPACITY / NODE")) :]
-    row = next(line for line in cost_table.splitlines() if line.startswith("Report "))
+    row = next(line for line in cost_table.splitlines() if line.startswith("CostReport "))
     assert "(past runs)" in row and "run time unknown" not in cost_table
-    assert "(declared)" in next(line for line in cost_table.splitlines() if line.startswith("Prep "))
+    assert "(declared)" in next(line for line in cost_table.splitlines() if line.startswith("CostPrep "))
