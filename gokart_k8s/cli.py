@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache-check", action="store_true", help="do not read the cache (offline: every step shows as not cached)"
     )
     _common(plan)
+    from gokart_k8s.cost.command import add_plan_arguments
+
+    add_plan_arguments(plan)
 
     run = sub.add_parser("run", allow_abbrev=False, help="run the pipeline", **_task_command("run"))
     run.add_argument("--backend", choices=("inline", "local-cluster", "kubernetes"), default="inline")
@@ -162,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gokart_k8s.codepackage.image import register as register_image
 
     register_image(sub)
+    from gokart_k8s.cost.command import register as register_cost
+
+    register_cost(sub)
     return parser
 
 
@@ -202,6 +208,11 @@ def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
         print(json.dumps(plan.as_dict(), indent=2))
     else:
         print(plan.table())
+        from gokart_k8s.cost.command import plan_report
+
+        cost_report = plan_report(args, plan)
+        if cost_report:
+            print(cost_report)
         if plan.problems:
             # A plan changes nothing: what the problems block is a run (or a render).
             print(str(PlanError(plan.problems, consequence="a run would stop here")), file=sys.stderr)

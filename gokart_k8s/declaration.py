@@ -15,6 +15,7 @@ what is valid.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from collections.abc import Callable
@@ -30,7 +31,7 @@ T = TypeVar("T", bound=type)
 #: Attribute on the task class that holds its declaration.
 DECLARATION_ATTR = "__gokart_k8s_declaration__"
 
-_VALID_KEYWORDS = ("resources", "eviction", "max_runtime")
+_VALID_KEYWORDS = ("resources", "eviction", "max_runtime", "expected_runtime")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -42,6 +43,8 @@ class StepDeclaration:
     resources: str | ResourceClass | None = None
     eviction: Eviction | None = None
     max_runtime_seconds: int | None = None
+    #: How long the step usually runs, for cost estimates (``plan --cost``); never a limit.
+    expected_runtime_seconds: int | None = None
 
 
 def parse_duration(value: object, *, what: str = "max_runtime") -> int:
@@ -67,6 +70,7 @@ def job(
     resources: str | ResourceClass | None = None,
     eviction: Eviction | str | None = None,
     max_runtime: str | int | float | datetime.timedelta | None = None,
+    expected_runtime: str | int | float | datetime.timedelta | None = None,
     **unknown: Any,
 ) -> Callable[[T], T]:
     """Declare how a gokart task runs as a step on Kubernetes.
@@ -81,6 +85,8 @@ def job(
         max_runtime: the longest one attempt of the step may run (``"6h"``, ``"2d"``, seconds or a
             ``timedelta``). It becomes the Job's ``activeDeadlineSeconds`` and is checked against
             platform limits (GKE Autopilot protects a pod for at most 7 days).
+        expected_runtime: how long the step usually runs (same spellings as ``max_runtime``). Only
+            ``gokart-k8s plan --cost`` reads it, to estimate what the step costs; it limits nothing.
 
     Returns the decorated class unchanged except for one class attribute.
     """
@@ -96,6 +102,12 @@ def job(
             f"@gokart_k8s.job got unknown keyword argument(s) {names}. Valid keywords: {', '.join(_VALID_KEYWORDS)}."
         )
     declaration = _declaration(resources, eviction, max_runtime)
+    if expected_runtime is not None:
+        try:
+            expected = parse_duration(expected_runtime, what="@gokart_k8s.job(expected_runtime=...)")
+        except ValueError as exc:
+            raise DeclarationError(str(exc)) from None
+        declaration = dataclasses.replace(declaration, expected_runtime_seconds=expected)
 
     def decorate(cls: T) -> T:
         _require_gokart_task(cls)

@@ -148,6 +148,7 @@ def _open_recorder(roots: Sequence[Any], plan: Plan, options: RunOptions) -> Any
             image=image if options.backend != "inline" else None,
             profile=get_profile(plan.settings),
             node_poll_seconds=2.0 if options.backend == "local-cluster" else 10.0,
+            pricer=_cost_pricer(plan.settings),
         )
     except Exception as exc:
         import sys
@@ -226,6 +227,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             recorder.interrupted = report.interrupted
             recorder.detach_nodes()
         _report(report, progress)
+        _report_cost(recorder.record().steps if recorder is not None else report.steps, settings, progress)
         if report.interrupted:
             raise KeyboardInterrupt  # the caller reports an interrupted run (exit 130), not a failed one
         return bool(report.ok)
@@ -294,6 +296,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
                 progress.log(f"  {event.at:6.1f}s  {event.detail}")
         for line in summary_lines(cluster.node_lifetimes()):
             progress.log(line)
+        _report_node_cost(cluster.node_lifetimes(), settings, progress)
     return ok
 
 
@@ -386,6 +389,57 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
             progress.log(f"{step.spec.family}: {step.error}")
     if report.error is not None:
         progress.log(f"gokart-k8s: error: {report.error}")
+
+
+def _report_cost(steps: Sequence[Any], settings: Settings, progress: ProgressDisplay) -> None:
+    """The run's cost line (:mod:`gokart_k8s.cost.summary`) from the attempts the run reports per
+    step (the run record's, else the driver's); nothing when there are none. A price problem is
+    said, never raised: the run is over."""
+    steps = [s for s in steps if getattr(s, "attempts", None) or getattr(s, "attempt_log", None)]
+    if not steps:
+        return
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.cost.summary import summary_line
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        options = load_cost_options(region=settings.region)
+        line = summary_line(steps, platform=settings.platform, options=options, machines=load_machines())
+    except GokartK8sError as exc:
+        line = f"cost: not estimated ({exc})"
+    progress.log(line)
+
+
+def _cost_pricer(settings: Settings) -> Any:
+    """The run record's pricing hook (:func:`gokart_k8s.cost.billing.attempt_pricer`), or None
+    when the run cannot be priced (no region, a plain cluster, prices that do not read)."""
+    if not settings.region or settings.platform == "plain":
+        return None
+    from gokart_k8s.cost.billing import attempt_pricer
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        return attempt_pricer(settings.platform, load_cost_options(region=settings.region), load_machines())
+    except GokartK8sError:
+        return None
+
+
+def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisplay) -> None:
+    """What the rehearsal's nodes would cost at the catalog's list prices (:mod:`gokart_k8s.cost.billing`)."""
+    from gokart_k8s.cost.billing import node_cost_line
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.errors import GokartK8sError
+
+    try:
+        options = load_cost_options(region=settings.region)
+        line = node_cost_line(lifetimes, platform=settings.platform, options=options, machines=load_machines())
+    except GokartK8sError as exc:
+        line = f"node cost: not estimated ({exc})"
+    progress.log(line)
 
 
 def build(

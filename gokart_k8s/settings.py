@@ -152,6 +152,13 @@ class Settings:
         ),
     )
     namespace: str = field(default="default", metadata=_doc("Kubernetes namespace for step Jobs."))
+    region: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Cloud region whose prices cost estimates and generated pools use (e.g. asia-northeast1, "
+            "us-central1); see docs/cost.md. None: gokart-k8s pools and plan --cost ask for it."
+        ),
+    )
     service_account: str | None = field(
         default=None,
         metadata=_doc(

@@ -167,3 +167,15 @@ def test_gokart_build_runs_decorated_tasks_unchanged() -> None:
     from tests.core.pipelines import Summarise
 
     assert gokart.build(Summarise(n=4), reset_register=False) == "total=6"
+
+
+def test_expected_runtime_is_declared_for_cost_estimates_and_leaves_the_unique_id_alone() -> None:
+    class Plain(gokart.TaskOnKart[int]):
+        pass
+
+    before = Plain().make_unique_id()
+    gokart_k8s.job(expected_runtime="90m")(Plain)
+    assert declaration_of(Plain).expected_runtime_seconds == 5400
+    assert Plain().make_unique_id() == before
+    with pytest.raises(DeclarationError, match="expected_runtime"):
+        gokart_k8s.job(expected_runtime="soon")
