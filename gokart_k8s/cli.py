@@ -348,9 +348,9 @@ def driver_job_created(settings: Any) -> Any:
 
 
 def cmd_step(args: argparse.Namespace, _luigi_argv: list[str]) -> int:
-    from gokart_k8s.entrypoint import run_step
+    from gokart_k8s.entrypoint import run_step_supervised
 
-    return run_step(
+    return run_step_supervised(
         module=args.module,
         family=args.family,
         params_json=args.params,

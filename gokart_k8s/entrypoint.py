@@ -26,6 +26,9 @@ a real cluster, so a rehearsal proves the remote path. The command
    ``gokart-k8s step: step F failed: Exception: message``;
 5. exits 0, ``EXIT_USER_ERROR`` when the task's own code raised, or ``EXIT_EVICTED`` when SIGTERM
    arrived (eviction, Spot preemption) and the step stopped after its final checkpoint.
+
+The command is two processes (:mod:`gokart_k8s.supervision.step`): a supervising parent that
+holds the SIGTERM budget whatever the step's code is doing, and a worker child that does 1-5.
 """
 
 from __future__ import annotations
@@ -64,6 +67,37 @@ def _fail(message: str, code: int) -> int:
 
     print(f"gokart-k8s step: {message}", file=sys.stderr, flush=True)
     return code
+
+
+def run_step_supervised(
+    *, module: str, family: str, params_json: str, unique_id: str, luigi_args_json: str = "[]"
+) -> int:
+    """Run one step in a worker child under a supervisor that holds the SIGTERM budget.
+
+    In the worker itself (:func:`gokart_k8s.supervision.step.is_worker`) this is :func:`run_step`.
+    """
+    import os
+    import sys
+
+    from gokart_k8s.supervision.step import is_worker, supervise
+    from gokart_k8s.termination import BUDGET_ENV, DEFAULT_BUDGET_SECONDS
+
+    if is_worker():
+        return run_step(
+            module=module, family=family, params_json=params_json, unique_id=unique_id, luigi_args_json=luigi_args_json
+        )
+    from gokart_k8s.conventions import EXIT_USER_ERROR
+
+    raw = os.environ.get(BUDGET_ENV, str(DEFAULT_BUDGET_SECONDS))
+    try:
+        budget = float(raw)
+        if not budget > 0:
+            raise ValueError
+    except ValueError:
+        return _fail(f"{BUDGET_ENV} must be a positive number of seconds, got {raw!r}", EXIT_USER_ERROR)
+    argv = [sys.executable, "-m", "gokart_k8s", "step", "--module", module, "--family", family]
+    argv += ["--params", params_json, "--unique-id", unique_id, "--luigi-args", luigi_args_json]
+    return supervise(argv, budget)
 
 
 def run_step(*, module: str, family: str, params_json: str, unique_id: str, luigi_args_json: str = "[]") -> int:
@@ -149,9 +183,9 @@ def _build_step(cls: Any, family: str, params: dict[str, Any], unique_id: str) -
     import luigi
 
     from gokart_k8s.steplog import failure_lines, is_eviction, step_logging, verbose_from_env, verdict
-    from gokart_k8s.termination import install_termination_handler
+    from gokart_k8s.termination import BUDGET_ENV, DEFAULT_BUDGET_SECONDS, install_termination_handler
 
-    budget = float(os.environ.get("GOKART_K8S_TERMINATION_BUDGET_SECONDS", "10"))
+    budget = float(os.environ.get(BUDGET_ENV, str(DEFAULT_BUDGET_SECONDS)))
     termination = install_termination_handler(budget)
     verbose = verbose_from_env()
     failures: list[BaseException] = []

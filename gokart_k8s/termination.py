@@ -40,6 +40,8 @@ from typing import Any
 from gokart_k8s.conventions import EXIT_EVICTED
 
 __all__ = [
+    "BUDGET_ENV",
+    "DEFAULT_BUDGET_SECONDS",
     "StepTerminated",
     "TerminationHandler",
     "add_termination_hook",
@@ -49,6 +51,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The step pod's environment variable that carries ``termination_budget_seconds``; every step
+#: Job manifest sets it (:func:`gokart_k8s.manifests.build_job_manifest`).
+BUDGET_ENV = "GOKART_K8S_TERMINATION_BUDGET_SECONDS"
+#: The budget of a step started without :data:`BUDGET_ENV` (the settings' default).
+DEFAULT_BUDGET_SECONDS = 10.0
 
 
 class StepTerminated(BaseException):

@@ -6,7 +6,7 @@ output is byte-identical to a calm run's. Every step logs its attempts (``harnes
 test counts concurrent attempts and redone units from the step side.
 
 ``HoldInC`` spends its time inside one C call that does not return to the interpreter (a
-PBKDF2 with an enormous iteration count, which releases the GIL but never runs Python code), so
+PBKDF2 with the largest iteration count it accepts, which releases the GIL but never runs Python code), so
 Python signal handlers cannot run until it returns: what a long NumPy or BLAS call does.
 """
 
@@ -76,13 +76,13 @@ class Summarize(gokart.TaskOnKart[str]):
 
 @gokart_k8s.job(resources="small", eviction="tolerate")
 class HoldInC(gokart.TaskOnKart[str]):
-    """Enters one C call that runs for hours; ``marker`` is written just before it."""
+    """Enters one C call that runs for many minutes; ``marker`` is written just before it."""
 
     marker: str = luigi.Parameter()
 
     def run(self) -> None:
         with attempt(self):
             Path(self.marker).write_text(str(os.getpid()))
-            hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 10**12)
+            hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 2**31 - 1)  # minutes, in one call
             Path(self.marker + ".returned").write_text("the C call returned")
             self.dump("done")

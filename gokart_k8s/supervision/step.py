@@ -1,0 +1,100 @@
+"""The in-pod command as two processes: a supervising parent that holds the SIGTERM budget.
+
+Why: Python runs a signal handler only between bytecodes of the main thread. A step inside one
+long C call (a NumPy/BLAS operation, a compression, a native library) does not return to the
+interpreter, so the handler of :mod:`gokart_k8s.termination` -- and the watchdog thread it starts
+-- wait until that call returns (https://docs.python.org/3/library/signal.html#execution-of-python-signal-handlers).
+Past the pod's grace period the kubelet sends SIGKILL and the attempt ends with 137 and no word
+of why. A parent process that runs no step code is never stuck that way, so it keeps the promise:
+
+1. ``gokart-k8s step ...`` starts the same command line again as a *worker* child (marked by
+   :data:`WORKER_ENV`), in the same process group, with stdin, stdout and stderr inherited, and
+   asks the kernel to SIGKILL the worker if the supervisor dies (:mod:`.parentdeath`);
+2. on SIGTERM (eviction, preemption; on a real cluster only PID 1 -- this supervisor -- receives
+   it, https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/) it forwards
+   SIGTERM to the worker, which saves its final checkpoint, and starts counting the budget
+   (``GOKART_K8S_TERMINATION_BUDGET_SECONDS``). SIGINT is not forwarded: a terminal's Ctrl-C
+   reaches the whole process group, worker included, and a second one would cut its cleanup short;
+3. when the worker exits, the supervisor exits with the worker's code (128+N for signal N, as a
+   shell reports it); when the budget is spent first, it SIGKILLs the worker and exits with
+   ``EXIT_EVICTED`` (143), so the driver counts an eviction and the next attempt resumes from the
+   last periodic checkpoint.
+
+The final checkpoint is therefore best effort: a worker inside a C call for the whole budget never
+writes it. The periodic save (``Checkpoint.save(..., every=...)``) is the guarantee.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from gokart_k8s.conventions import EXIT_EVICTED
+from gokart_k8s.supervision.parentdeath import die_with_parent
+
+__all__ = ["WORKER_ENV", "is_worker", "supervise"]
+
+#: Set in the worker's environment: this process runs the step itself.
+WORKER_ENV = "GOKART_K8S_STEP_WORKER"
+
+
+def is_worker() -> bool:
+    """True in the worker child of :func:`supervise` (the process that runs the step's code)."""
+    return os.environ.get(WORKER_ENV) == "1"
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float = 0.05) -> int:
+    """Run ``argv`` as the worker and return the attempt's exit code (see the module docstring)."""
+    deadline: float | None = None
+    worker: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal deadline
+        if deadline is None:
+            deadline = time.monotonic() + budget_seconds
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        # A handler, not SIG_IGN: an ignored disposition would be inherited by the worker.
+        pass
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward), signal.SIGINT: signal.signal(signal.SIGINT, ignore)}
+    try:
+        worker = subprocess.Popen(
+            list(argv), env={**os.environ, WORKER_ENV: "1"}, preexec_fn=die_with_parent(signal.SIGKILL)
+        )
+        if deadline is not None:  # SIGTERM arrived while the worker was being started
+            worker.send_signal(signal.SIGTERM)
+        while True:
+            timeout = poll_seconds if deadline is not None else 1.0
+            try:
+                return _exit_code(worker.wait(timeout))
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                print(
+                    f"gokart-k8s step: the termination budget of {budget_seconds:g} s is spent and the step "
+                    f"has not stopped (its code may be inside a long C call); stopping it now with {EXIT_EVICTED}. "
+                    "It resumes from its last periodic checkpoint.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                worker.kill()
+                worker.wait()
+                return EXIT_EVICTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
