@@ -71,6 +71,7 @@ from gokart_k8s.placement import Placement
 from gokart_k8s.resources import parse_quantity
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
+from gokart_k8s.termination import BUDGET_ENV
 
 CONTAINER_NAME = "step"
 
@@ -183,6 +184,9 @@ def build_job_manifest(
         ANNOTATION_PARAMS_SHA256: hashlib.sha256(spec.params_json().encode()).hexdigest(),
         ANNOTATION_PLACEMENT: placement.describe(),
     }
+    # The SIGTERM budget belongs to the Job like its grace period: every path that makes one
+    # (driver, render, schedule) gives the pod the configured value, not the in-pod default.
+    env = {BUDGET_ENV: str(settings.termination_budget_seconds), **env}
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
     if secret_env is None:
         # The setting: the same references for every step, and for a scheduled driver's steps the

@@ -164,16 +164,12 @@ def _run_id(options: RunOptions) -> str:
 
 
 def pod_env(plan: Plan, run_id: str, *, verbose: bool = False) -> dict[str, str]:
-    """Environment of every step pod: where the cache is, which run, the SIGTERM budget."""
+    """Environment of every step pod: where the cache is, which run (the manifest adds the SIGTERM budget)."""
     from gokart_k8s.conventions import RUN_ID_ENV
     from gokart_k8s.steplog import VERBOSE_ENV
     from gokart_k8s.workspace import WORKSPACE_ENV
 
-    env = {
-        WORKSPACE_ENV: plan.workspace,
-        RUN_ID_ENV: run_id,
-        "GOKART_K8S_TERMINATION_BUDGET_SECONDS": str(plan.settings.termination_budget_seconds),
-    }
+    env = {WORKSPACE_ENV: plan.workspace, RUN_ID_ENV: run_id}
     if verbose:
         env[VERBOSE_ENV] = "1"
     return env

@@ -68,7 +68,10 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
         # A handler, not SIG_IGN: an ignored disposition would be inherited by the worker.
         pass
 
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward), signal.SIGINT: signal.signal(signal.SIGINT, ignore)}
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+        signal.SIGINT: signal.signal(signal.SIGINT, ignore),
+    }
     try:
         worker = subprocess.Popen(
             list(argv), env={**os.environ, WORKER_ENV: "1"}, preexec_fn=die_with_parent(signal.SIGKILL)

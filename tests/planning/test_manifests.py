@@ -16,6 +16,7 @@ from gokart_k8s.eviction import Eviction
 from gokart_k8s.manifests import build_job_manifest, check_manifest, job_selector
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.settings import Settings, parse_secret_refs
+from gokart_k8s.termination import BUDGET_ENV
 
 from .specimens import COMBINATION_IDS, COMBINATIONS, make_spec, settings_for
 
@@ -99,7 +100,15 @@ def test_the_container_runs_the_step_command_as_non_root_with_no_extra_privilege
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert [e["name"] for e in container["env"]] == sorted(ENV)
+    assert [e["name"] for e in container["env"]] == sorted([*ENV, BUDGET_ENV])
+
+
+def test_every_step_job_carries_the_configured_sigterm_budget() -> None:
+    settings = settings_for("gke-standard", termination_budget_seconds=7.5)
+    spec = make_spec("standard")
+    manifest = build_job_manifest(spec, get_profile(settings).place(spec), settings, run_id="r", image="i", env={})
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    assert {"name": BUDGET_ENV, "value": "7.5"} in container["env"]
 
 
 def test_secrets_are_passed_by_reference_never_by_value() -> None:

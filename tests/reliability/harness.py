@@ -157,7 +157,7 @@ def kill_leftovers(directory: Path | str) -> None:
 # --------------------------------------------------------------------------- the attempt log
 
 
-class reliability(luigi.Config):  # noqa: N801 - luigi names a config section after its class
+class reliability(luigi.Config):  # luigi names a config section after its class
     """``[reliability] attempts_dir``: where steps log their attempts (travels with luigi.cfg)."""
 
     attempts_dir: str = luigi.Parameter(default="")
