@@ -279,6 +279,18 @@ def cmd_render(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
+    """``gokart-k8s run``; SIGTERM stops it as Ctrl-C does, and the exit status is 130 or 143 then."""
+    from gokart_k8s.supervision.stopsignals import stop_signals
+
+    with stop_signals() as stop:
+        try:
+            return stop.exit_code(_run(args, luigi_argv))
+        except KeyboardInterrupt:  # before the run started: nothing was submitted
+            print("gokart-k8s: interrupted", file=sys.stderr)
+            return stop.exit_code(130)
+
+
+def _run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.codepackage.pod import activate_from_environment
     from gokart_k8s.progress import ProgressDisplay
     from gokart_k8s.runner import RunOptions, execute

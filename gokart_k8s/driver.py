@@ -42,6 +42,7 @@ One process, one loop, no poller per step:
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -949,8 +950,10 @@ class _Driver:
             return []
         policy = self.on_interrupt
         if policy == "ask":
+            from gokart_k8s.supervision.stopsignals import stopped_by
+
             policy = "keep"
-            if sys.stdin.isatty():
+            if sys.stdin.isatty() and stopped_by() != signal.SIGTERM:  # SIGTERM is no question to a person
                 try:
                     answer = input(f"\nDelete the {_jobs(len(names))} in flight? [y/N] ")
                 except (EOFError, KeyboardInterrupt):

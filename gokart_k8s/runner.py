@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -256,6 +255,8 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         if _uses_local_files(plan):
             progress.log("pods start in this working directory: the pipeline reads or writes local files")
     rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
+    from gokart_k8s.supervision.stopsignals import scratch_directory, stopped_by
+
     pools = profile.pools()
     # The platform's autoscaler, its timers compressed by time_scale; the driver's Spot fallback
     # timer is compressed alike, so a rehearsal shows it in seconds.
@@ -263,36 +264,42 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     settings = dataclasses.replace(
         settings, spot_unavailable_fallback_seconds=settings.spot_unavailable_fallback_seconds / autoscaling.time_scale
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="gokart-k8s-pod-") as empty_dir,
-        # The pods' extracted packages (one per hash, shared by the run's pods), removed with the run.
-        tempfile.TemporaryDirectory(prefix="gokart-k8s-code-") as code_cache,
-        LocalCluster(
+    # One scratch folder for the kubeconfig, the pods' empty working directory and their extracted
+    # code packages: removed however the run ends (swept by the next run after a SIGKILL), and only
+    # after the cluster stopped, so no pod loses its working directory or code while it runs.
+    with scratch_directory() as tmp:
+        empty_dir, code_cache = tmp / "pod", tmp / "code"
+        empty_dir.mkdir()
+        code_cache.mkdir()
+        cluster = LocalCluster(
             pools,
-            pod_env={**rehearsal_env, CACHE_ENV: code_cache} if package is not None else rehearsal_env,
+            pod_env={**rehearsal_env, CACHE_ENV: str(code_cache)} if package is not None else rehearsal_env,
             chaos=chaos,
             autoscaling=autoscaling,
-            workdir=Path(empty_dir) if package is not None and not _uses_local_files(plan) else None,
-        ) as cluster,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        progress.log(
-            f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)} "
-            f"({autoscaling.mode}, time scale {autoscaling.time_scale:g})"
-        )
-        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig", namespace=settings.namespace)
-        progress.log(f"while the run lasts: export KUBECONFIG={kubeconfig}  (then: kubectl get jobs,pods)")
-        api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
-        # The rehearsal's cluster stops with this block: its Jobs are deleted on Ctrl-C.
-        ok = drive(api, settings.image or _REHEARSAL_IMAGE, "delete")
-        if chaos is not None:
-            events = cluster.chaos_log
-            progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
-            for event in events:
-                progress.log(f"  {event.at:6.1f}s  {event.detail}")
-        for line in summary_lines(cluster.node_lifetimes()):
-            progress.log(line)
-        _report_node_cost(cluster.node_lifetimes(), settings, progress)
+            workdir=empty_dir if package is not None and not _uses_local_files(plan) else None,
+        ).start()
+        try:
+            progress.log(
+                f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)} "
+                f"({autoscaling.mode}, time scale {autoscaling.time_scale:g})"
+            )
+            kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig", namespace=settings.namespace)
+            progress.log(f"while the run lasts: export KUBECONFIG={kubeconfig}  (then: kubectl get jobs,pods)")
+            api = connect(kubeconfig=str(kubeconfig), request_timeout=settings.request_timeout_seconds)
+            # The rehearsal's cluster stops with this block: its Jobs are deleted on Ctrl-C.
+            ok = drive(api, settings.image or _REHEARSAL_IMAGE, "delete")
+            if chaos is not None:
+                events = cluster.chaos_log
+                progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
+                for event in events:
+                    progress.log(f"  {event.at:6.1f}s  {event.detail}")
+            for line in summary_lines(cluster.node_lifetimes()):
+                progress.log(line)
+            _report_node_cost(cluster.node_lifetimes(), settings, progress)
+        finally:
+            # Stopped by a signal: the deleted pods got SIGTERM; give them their budget to save a
+            # final checkpoint before the cluster kills what is left.
+            cluster.stop(grace_seconds=settings.termination_budget_seconds + 1 if stopped_by() else 0.0)
     return ok
 
 

@@ -217,7 +217,8 @@ class LocalCluster:
             self._started = True
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop everything; pod processes get ``grace_seconds`` after SIGTERM, then SIGKILL."""
         with self._lock:
             if not self._started:
                 return
@@ -231,7 +232,7 @@ class LocalCluster:
         self.cronjobs.stop()
         self.jobs.stop()
         self.scheduler.stop()
-        self.kubelet.shutdown()
+        self.kubelet.shutdown(grace_seconds)
         self.ledger.close_all()
 
     def __enter__(self) -> LocalCluster:

@@ -34,6 +34,12 @@ Lifecycle, as the real kubelet reports it
   a terminal phase (since 1.27) and is deleted with grace 0
   (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination).
   When the main process exits, the rest of its group is killed, as a container's cgroup would be.
+
+Nothing outlives the cluster, however its process ends: ``shutdown()`` kills every group (after a
+grace, if asked); every container asks the kernel to SIGKILL it when its pod thread dies
+(``PR_SET_PDEATHSIG``, :mod:`gokart_k8s.supervision.parentdeath`), so SIGKILL of the cluster's
+process takes the containers with it; and a reaper process (:mod:`.reaper`) kills their whole
+process groups when the cluster's end of a pipe closes.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..supervision.parentdeath import die_with_parent
+from . import reaper
 from . import resources as r
 from .quantity import parse_quantity
 from .store import Obj, Store, timestamp
@@ -193,10 +201,13 @@ class Kubelet:
         self._queue: queue.Queue[tuple[str, Obj] | None] = queue.Queue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._reaper_lock = threading.Lock()
         store.add_listener(self._on_event)
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
+        self._start_reaper()
         for target, name in ((self._work, "kubelet"), (self._monitor, "kubelet-monitor")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -237,19 +248,84 @@ class Kubelet:
             rt = self._runtimes.get(uid)
         return True if rt is None else rt.finished.wait(timeout)
 
-    def shutdown(self) -> None:
-        """Kill every process group and wait for the pod threads; leaves no process behind."""
-        self._stopping.set()
-        self._queue.put(None)
+    def shutdown(self, grace_seconds: float = 0.0) -> None:
+        """Kill every process group and wait for the pod threads; leaves no process behind.
+
+        With ``grace_seconds``, running containers first get SIGTERM (those already terminating
+        keep their own deadline) and up to that long to exit, as a node's graceful shutdown gives
+        them; whatever runs after that, or when the wait is interrupted, is SIGKILLed.
+        """
+        try:
+            if grace_seconds > 0:
+                self._drain(grace_seconds)
+        finally:
+            self._stopping.set()
+            self._queue.put(None)
+            with self._lock:
+                runtimes = list(self._runtimes.values())
+            for rt in runtimes:
+                rt.wake.set()
+                self._kill_group(rt, signal.SIGKILL)
+            for rt in runtimes:
+                rt.finished.wait(5)
+            for t in self._threads:
+                t.join(timeout=5)
+            self._stop_reaper()
+
+    def _drain(self, grace_seconds: float) -> None:
+        deadline = time.monotonic() + grace_seconds
         with self._lock:
-            runtimes = list(self._runtimes.values())
+            runtimes = [rt for rt in self._runtimes.values() if rt.proc is not None and not rt.finished.is_set()]
         for rt in runtimes:
+            with rt.lock:
+                rt.stopping = True
+                already = rt.terminating
             rt.wake.set()
-            self._kill_group(rt, signal.SIGKILL)
+            if not already:
+                rt.terminating = True
+                self._kill_group(rt, signal.SIGTERM)
         for rt in runtimes:
-            rt.finished.wait(5)
-        for t in self._threads:
-            t.join(timeout=5)
+            rt.finished.wait(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ the reaper
+    def _start_reaper(self) -> None:
+        """Start the reaper (see :mod:`.reaper`); without one the parent-death signal still holds."""
+        try:
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-I", "-S", reaper.__file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            self._reaper = None
+
+    def _tell_reaper(self, line: str) -> None:
+        with self._reaper_lock:
+            if self._reaper is None or self._reaper.stdin is None:
+                return
+            try:
+                self._reaper.stdin.write(line.encode() + b"\n")
+                self._reaper.stdin.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _stop_reaper(self) -> None:
+        with self._reaper_lock:
+            proc, self._reaper = self._reaper, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     # ------------------------------------------------------------------ events
     def _on_event(self, kind: str, rt: r.ResourceType, obj: Obj, old: Obj | None) -> None:
@@ -525,6 +601,8 @@ class Kubelet:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # SIGKILL when this pod thread dies, even by SIGKILL of the whole cluster process.
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
             # The runtime could not start the container (https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/).
@@ -535,6 +613,7 @@ class Kubelet:
                 "finishedAt": timestamp(),
                 "message": f"failed to start {argv[:1]} in {cwd}: {exc}",
             }
+        self._tell_reaper(f"+{proc.pid}")
         with runtime.lock:
             runtime.proc = proc
             runtime.oom_killed = False
@@ -550,6 +629,7 @@ class Kubelet:
         proc.stdout.close()
         code = proc.wait()
         self._kill_group(runtime, signal.SIGKILL)
+        self._tell_reaper(f"-{proc.pid}")
         info: dict[str, Any] = {"startedAt": started, "finishedAt": timestamp()}
         if code < 0:
             info["exitCode"] = 128 - code
