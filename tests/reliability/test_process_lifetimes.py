@@ -64,9 +64,7 @@ def test_a_child_started_with_die_with_parent_dies_when_its_parent_is_sigkilled(
 
 
 def test_the_reaper_kills_every_listed_process_group_when_its_pipe_closes(tmp_path: Path) -> None:
-    groups = [
-        subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"], start_new_session=True) for _ in range(3)
-    ]
+    groups = [subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"], start_new_session=True) for _ in range(3)]
     proc = subprocess.Popen([sys.executable, "-I", "-S", reaper.__file__], stdin=subprocess.PIPE)
     assert proc.stdin is not None
     try:
@@ -122,7 +120,9 @@ JOB = {
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_a_local_cluster_stopped_by_any_signal_takes_its_pods_with_it(make_run: RunFactory, sig: signal.Signals) -> None:
+def test_a_local_cluster_stopped_by_any_signal_takes_its_pods_with_it(
+    make_run: RunFactory, sig: signal.Signals
+) -> None:
     from kubernetes import client, config
 
     run = make_run([])
