@@ -204,8 +204,12 @@ class AttemptLog:
         others = self._others_alive()
         self._write({"event": "start", "concurrent_with": others, **extra})
 
+    def begin(self, index: int) -> None:
+        """One unit of work begins (a unit begun and never finished by this attempt was lost)."""
+        self._write({"event": "begin", "i": index})
+
     def unit(self, index: int) -> None:
-        """One unit of work finished (redone units are counted from these)."""
+        """One unit of work finished."""
         self._write({"event": "unit", "i": index})
 
     def end(self) -> None:
@@ -244,8 +248,9 @@ class Attempts:
         return [r["i"] for r in self.records.get(family, []) if r["event"] == "unit"]
 
     def redone_units(self, family: str) -> int:
-        units = self.units(family)
-        return len(units) - len(set(units))
+        """Units begun that did not bring the step forward: redone, or cut off before they finished."""
+        begun = [r for r in self.records.get(family, []) if r["event"] == "begin"]
+        return len(begun) - len(set(self.units(family)))
 
 
 def read_attempts(directory: Path) -> Attempts:

@@ -50,6 +50,7 @@ class Crunch(gokart.TaskOnKart[str]):
             state: dict[str, Any] = checkpoint.restore() if checkpoint.exists() else {"i": 0, "acc": self.load()}
             acc = state["acc"]
             for i in range(state["i"], self.units):
+                log.begin(i)
                 acc = hashlib.sha256(acc + i.to_bytes(4, "big")).digest()
                 time.sleep(self.seconds_per_unit)
                 log.unit(i)
