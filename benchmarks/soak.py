@@ -164,7 +164,9 @@ def main() -> None:
         ("processes left", str(totals.processes_left)),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"soak: {args.rounds} rounds, {args.units} units x {args.seconds_per_unit} s, chaos {args.chaos_rate}/pod-min")
+    print(
+        f"soak: {args.rounds} rounds, {args.units} units x {args.seconds_per_unit} s, chaos {args.chaos_rate}/pod-min"
+    )
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     print(
