@@ -361,6 +361,7 @@ class _Driver:
             if run.state == "in-flight":
                 run.report.state = "interrupted"
                 self._record_remaining(run)
+                self._state(run, "interrupted", f"Job {run.job} {'kept' if run.job in kept else 'deleted'}")
             if run.started is not None and run.report.seconds is None:
                 run.report.seconds = now - run.started
         return RunReport([r.report for r in self.runs], interrupted, kept, now - began, error)

@@ -62,6 +62,7 @@ def test_a_driver_stopped_by_a_signal_leaves_nothing_behind_and_a_rerun_finishes
         assert "Deleted 1 in-flight Jobs" in first.stderr, first.stderr[-3000:]
         assert has_summary(first.stdout), first.stdout
         assert summary_states(first.stdout)["Prepare"] == "succeeded"
+        assert summary_states(first.stdout)["Crunch"] == "interrupted"
         assert list(run.tmpdir.iterdir()) == []
     # Every pod process died with the embedded cluster, even when the driver was SIGKILLed.
     assert wait_for_no_leftovers(run.directory) == []
