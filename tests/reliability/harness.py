@@ -317,13 +317,13 @@ def run_environment(config: Path, tmpdir: Path, **extra: str) -> dict[str, str]:
 class DriverProcess:
     """A ``gokart-k8s`` process in its own session, its output collected as it comes."""
 
-    def __init__(self, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: int | None = None) -> None:
         self.argv = argv
         self.proc = subprocess.Popen(
             argv,
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,

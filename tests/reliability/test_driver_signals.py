@@ -23,6 +23,8 @@ from tests.reliability.harness import (
     wait_until,
 )
 
+pytest_plugins = ["gokart_k8s.testing.gcs"]
+
 TASK = ["tests.reliability.pipeline.Summarize", "--units", "12", "--seconds-per-unit", "0.25"]
 GENEROUS = 240.0
 
@@ -127,3 +129,51 @@ def test_the_scratch_folder_of_a_live_driver_is_never_swept(tmp_path: Path) -> N
         finally:
             alive.rmdir()
     assert not mine.exists()
+
+
+def test_sigterm_never_asks_a_question_it_keeps_the_jobs_of_a_cluster_run_for_a_rerun_to_adopt(
+    make_run: RunFactory, gcs_bucket: str
+) -> None:
+    import os
+    import pty
+
+    run = make_run(TASK)
+    kubeconfig = run.directory / "kubeconfig"
+    cluster = DriverProcess(
+        gokart_k8s_argv(
+            "local-cluster",
+            "start",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--pod-env",
+            f"STORAGE_EMULATOR_HOST={os.environ['STORAGE_EMULATOR_HOST']}",
+            "--pod-env",
+            f"LUIGI_CONFIG_PATH={run.config}",
+        ),
+        cwd=run.directory,
+        env=run.env(),
+    )
+    wait_until(lambda: "Press Ctrl-C" in cluster.stdout, GENEROUS, "the cluster to start")
+    # A terminal on stdin: Ctrl-C would ask whether to delete the Jobs; SIGTERM must not.
+    terminal, terminal_side = pty.openpty()
+    try:
+        argv = gokart_k8s_argv("run", *TASK, "--backend", "kubernetes", "--image", "pipeline:test")
+        driver = DriverProcess(
+            [*argv, "--workspace", f"gs://{gcs_bucket}/ws"],
+            cwd=run.directory,
+            env=run.env(KUBECONFIG=str(kubeconfig)),
+            stdin=terminal_side,
+        )
+        wait_until(lambda: run.attempts().units("Crunch"), GENEROUS, "Crunch to be running")
+        driver.send(signal.SIGTERM)
+        assert driver.wait(GENEROUS) == 143, driver.stderr[-3000:]
+    finally:
+        os.close(terminal)
+        os.close(terminal_side)
+    assert "Delete 1 in-flight Jobs?" not in driver.stderr + driver.stdout
+    assert "Left 1 Jobs running in namespace default" in driver.stderr
+    assert summary_states(driver.stdout)["Crunch"] == "interrupted"
+    assert list(run.tmpdir.iterdir()) == []
+    cluster.send(signal.SIGTERM)
+    assert cluster.wait(GENEROUS) == 0
+    assert wait_for_no_leftovers(run.directory) == []
