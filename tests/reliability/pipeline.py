@@ -22,6 +22,7 @@ import gokart
 import luigi
 
 import gokart_k8s
+from gokart_k8s.termination import add_termination_hook
 from tests.reliability.harness import attempt
 
 
@@ -39,6 +40,10 @@ class Crunch(gokart.TaskOnKart[str]):
     seed: int = luigi.IntParameter(default=1)
     units: int = luigi.IntParameter(default=20)
     seconds_per_unit: float = luigi.FloatParameter(default=0.2, significant=False)
+    #: Seconds between periodic saves (0: after every unit); SIGTERM saves the latest state.
+    save_every: float = luigi.FloatParameter(default=0.0, significant=False)
+    #: Seconds spent on SIGTERM before the final save (a final save that takes time).
+    slow_stop_seconds: float = luigi.FloatParameter(default=0.0, significant=False)
 
     def requires(self) -> gokart.TaskOnKart[bytes]:
         return Prepare(seed=self.seed)
@@ -46,6 +51,8 @@ class Crunch(gokart.TaskOnKart[str]):
     def run(self) -> None:
         budget = os.environ.get("GOKART_K8S_TERMINATION_BUDGET_SECONDS")
         with attempt(self, budget=budget) as log:
+            if self.slow_stop_seconds:  # registered first, so it runs before the checkpoint's final save
+                add_termination_hook(lambda: time.sleep(self.slow_stop_seconds))
             checkpoint = gokart_k8s.Checkpoint.of(self)
             state: dict[str, Any] = checkpoint.restore() if checkpoint.exists() else {"i": 0, "acc": self.load()}
             acc = state["acc"]
@@ -54,7 +61,7 @@ class Crunch(gokart.TaskOnKart[str]):
                 acc = hashlib.sha256(acc + i.to_bytes(4, "big")).digest()
                 time.sleep(self.seconds_per_unit)
                 log.unit(i)
-                checkpoint.save({"i": i + 1, "acc": acc})
+                checkpoint.save({"i": i + 1, "acc": acc}, every=self.save_every)
             self.dump(acc.hex())
 
 

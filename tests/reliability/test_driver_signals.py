@@ -177,3 +177,21 @@ def test_sigterm_never_asks_a_question_it_keeps_the_jobs_of_a_cluster_run_for_a_
     cluster.send(signal.SIGTERM)
     assert cluster.wait(GENEROUS) == 0
     assert wait_for_no_leftovers(run.directory) == []
+
+
+def test_a_rehearsal_stopped_by_sigterm_lets_its_steps_save_a_final_checkpoint(make_run: RunFactory) -> None:
+    import pickle
+
+    # Periodic saves at most once an hour: only the first unit is saved periodically, so a later
+    # state in the checkpoint can only come from the final save on SIGTERM, which takes 3 s here
+    # (within the 10 s budget): the cluster must not SIGKILL the step while it saves.
+    task = ["tests.reliability.pipeline.Crunch", "--units", "1000", "--save-every", "3600", "--slow-stop-seconds", "3"]
+    run = make_run(task)
+    driver = run.start()
+    wait_until(lambda: len(run.attempts().units("Crunch")) >= 3, GENEROUS, "three units of Crunch")
+    driver.send(signal.SIGTERM)
+    assert driver.wait(GENEROUS) == 143, driver.stderr[-3000:]
+    saved = sorted((run.workspace / "gokart_k8s" / "checkpoints").rglob("ckpt-*.pkl"))
+    assert saved, "no checkpoint at all"
+    assert pickle.loads(saved[-1].read_bytes())["i"] >= 3
+    assert wait_for_no_leftovers(run.directory) == []
