@@ -36,10 +36,13 @@ Lifecycle, as the real kubelet reports it
   When the main process exits, the rest of its group is killed, as a container's cgroup would be.
 
 Nothing outlives the cluster, however its process ends: ``shutdown()`` kills every group (after a
-grace, if asked); every container asks the kernel to SIGKILL it when its pod thread dies
-(``PR_SET_PDEATHSIG``, :mod:`gokart_k8s.supervision.parentdeath`), so SIGKILL of the cluster's
-process takes the containers with it; and a reaper process (:mod:`.reaper`) kills their whole
-process groups when the cluster's end of a pipe closes.
+grace, if asked); a reaper process (:mod:`.reaper`) kills every pod's whole process group when the
+cluster's end of a pipe closes, SIGKILL of the cluster's process included; and every pod gets
+``GOKART_K8S_DIE_WITH_PARENT`` (this process's pid), with which ``gokart-k8s step`` asks the kernel
+to SIGKILL it when its pod thread dies (``PR_SET_PDEATHSIG``,
+:mod:`gokart_k8s.supervision.parentdeath`), a second guard that does not depend on the reaper.
+Containers are started without a ``preexec_fn``, so ``Popen`` keeps its fast ``posix_spawn``/
+``vfork`` path in this large multi-threaded process.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..supervision.parentdeath import die_with_parent
+from ..supervision.parentdeath import PARENT_ENV
 from . import reaper
 from . import resources as r
 from .quantity import parse_quantity
@@ -436,6 +439,8 @@ class Kubelet:
     def _environment(self, pod: Obj, container: Obj) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
         env.update(HOSTNAME=pod["metadata"]["name"], PYTHONUNBUFFERED="1")
+        # A pod that can asks to die with this process (gokart-k8s step does; see the module docstring).
+        env[PARENT_ENV] = str(os.getpid())
         env.update(self.pod_env)
         ns = pod["metadata"]["namespace"]
         for source in container.get("envFrom") or []:
@@ -601,8 +606,6 @@ class Kubelet:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                # SIGKILL when this pod thread dies, even by SIGKILL of the whole cluster process.
-                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
             # The runtime could not start the container (https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/).

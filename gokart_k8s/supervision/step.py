@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from gokart_k8s.conventions import EXIT_EVICTED
-from gokart_k8s.supervision.parentdeath import die_with_parent
+from gokart_k8s.supervision.parentdeath import PARENT_ENV, die_with_parent, die_with_parent_from_environment
 
 __all__ = ["WORKER_ENV", "is_worker", "supervise"]
 
@@ -54,6 +54,10 @@ def _exit_code(returncode: int) -> int:
 
 def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float = 0.05) -> int:
     """Run ``argv`` as the worker and return the attempt's exit code (see the module docstring)."""
+    # Started by the embedded cluster's kubelet: die with it, even if it is SIGKILLed.
+    die_with_parent_from_environment(signal.SIGKILL)
+    env = {k: v for k, v in os.environ.items() if k != PARENT_ENV}
+    env[WORKER_ENV] = "1"
     deadline: float | None = None
     worker: subprocess.Popen[bytes] | None = None
 
@@ -73,9 +77,7 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
         signal.SIGINT: signal.signal(signal.SIGINT, ignore),
     }
     try:
-        worker = subprocess.Popen(
-            list(argv), env={**os.environ, WORKER_ENV: "1"}, preexec_fn=die_with_parent(signal.SIGKILL)
-        )
+        worker = subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent(signal.SIGKILL))
         if deadline is not None:  # SIGTERM arrived while the worker was being started
             worker.send_signal(signal.SIGTERM)
         while True:

@@ -1,7 +1,8 @@
 """No process outlives what started it: pods outlive no cluster, workers outlive no supervisor.
 
-Each guard is tested on its own, with real processes and real signals: the parent-death signal,
-the reaper's pipe (which also takes a pod's grandchildren), the step supervisor's worker, and
+Each guard is tested on its own, with real processes and real signals: the parent-death signal
+(as a ``preexec_fn``, and as the step command's own request to die with the kubelet), the
+reaper's pipe (which also takes a pod's grandchildren), the step supervisor's worker, and
 ``gokart-k8s local-cluster start`` stopped by SIGINT, SIGTERM or SIGKILL.
 """
 
@@ -17,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gokart_k8s.entrypoint import step_argv
 from gokart_k8s.localcluster import reaper
+from gokart_k8s.settings import load_settings
+from gokart_k8s.steps import spec_for
 from tests.reliability.conftest import RunFactory
 from tests.reliability.harness import (
     REPO,
@@ -141,3 +145,26 @@ def test_a_local_cluster_stopped_by_any_signal_takes_its_pods_with_it(
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), cluster.stderr[-2000:]
     assert wait_for_no_leftovers(run.directory) == []
     assert not any(alive(p.pid) for p in sleepers)
+
+
+def test_a_step_started_by_the_kubelet_dies_with_it_without_the_reaper(make_run: RunFactory) -> None:
+    # The kubelet names itself in GOKART_K8S_DIE_WITH_PARENT; here a stand-in parent does, and
+    # no reaper runs: the step's own parent-death request must take supervisor and worker down.
+    run = make_run([])
+    marker = run.directory / "inside-c"
+    spec_argv = step_argv(spec_for(HoldInC(marker=str(marker)), load_settings()))
+    kubelet_code = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+        env = dict(os.environ, GOKART_K8S_DIE_WITH_PARENT=str(os.getpid()))
+        step = subprocess.Popen({gokart_k8s_argv(*spec_argv[1:])!r}, env=env, start_new_session=True)
+        print(step.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    kubelet = DriverProcess([sys.executable, "-c", kubelet_code], cwd=run.directory, env=run.env())
+    supervisor = int(wait_until(lambda: kubelet.stdout.strip(), GENEROUS, "the step to start"))
+    worker = int(wait_until(lambda: marker.exists() and marker.read_text(), GENEROUS, "the worker to start"))
+    kubelet.send(signal.SIGKILL)
+    kubelet.wait(GENEROUS)
+    wait_until(lambda: not alive(supervisor) and not alive(worker), GENEROUS, "the step to die with its parent")
