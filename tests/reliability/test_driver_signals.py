@@ -24,6 +24,7 @@ from tests.reliability.harness import (
 )
 
 pytest_plugins = ["gokart_k8s.testing.gcs"]
+pytestmark = pytest.mark.slow
 
 TASK = ["tests.reliability.pipeline.Summarize", "--units", "12", "--seconds-per-unit", "0.25"]
 GENEROUS = 240.0
