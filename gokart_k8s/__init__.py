@@ -19,6 +19,9 @@ checkpoint
     intermediate state a long step saves so a restarted attempt continues (:class:`Checkpoint`).
 rehearsal
     a run on the embedded local cluster, each step a Job whose pod is a local process.
+termination budget
+    the seconds a step gets after SIGTERM to save a final checkpoint; the step supervisor (the
+    parent process of ``gokart-k8s step``) ends the attempt with exit 143 when they are spent.
 
 Phases: *declare* (:func:`job`, at import), *plan* (``gokart-k8s plan``: every problem before any
 side effect), *launch* (a backend submits steps), *run in pod* (``gokart-k8s step``).
