@@ -8,9 +8,10 @@ the outside what the driver promises from the inside:
   ``PYTHONPATH`` with the driver's working directory in it), read from ``/proc``
   (https://man7.org/linux/man-pages/man5/proc.5.html). Zombies are dead and are not counted.
 * **The attempt log** (:class:`AttemptLog`, step side; :func:`read_attempts`, reader side): each
-  attempt of a step appends JSON lines to ``<attempts_dir>/<family>.jsonl`` and holds an
-  ``flock`` on its own ``<family>.<pid>.lock`` for as long as its process lives. At start it
-  tries every other attempt's lock of the same step: one that is held means another attempt is
+  attempt of a step appends JSON lines to ``<attempts_dir>/<step>.jsonl`` (``<step>`` is
+  ``<family>_<first 10 characters of the unique id>``) and holds an ``flock`` on its own
+  ``<step>.<pid>.lock`` for as long as its process lives. At start it tries every other
+  attempt's lock of the same step: one that is held means another attempt is
   alive *now*, so the overlap is counted by the step itself, whoever killed whom. The kernel drops
   the lock when the process dies, however it dies (https://man7.org/linux/man-pages/man2/flock.2.html).
 * **The summary** (:func:`summary_states`): the state the driver printed for every step, to be
@@ -166,15 +167,15 @@ class reliability(luigi.Config):  # luigi names a config section after its class
 class AttemptLog:
     """One attempt of a step, seen from inside it (see the module docstring)."""
 
-    def __init__(self, directory: Path, family: str) -> None:
+    def __init__(self, directory: Path, step: str) -> None:
         self.directory = directory
-        self.family = family
+        self.step = step
         self.pid = os.getpid()
         self._lock_fd: int | None = None
 
     def _write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps({"pid": self.pid, "t": time.time(), **record}) + "\n"
-        fd = os.open(self.directory / f"{self.family}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.directory / f"{self.step}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
@@ -182,8 +183,8 @@ class AttemptLog:
 
     def _others_alive(self) -> list[int]:
         alive = []
-        for path in self.directory.glob(f"{self.family}.*.lock"):
-            pid = int(path.name[len(self.family) + 1 : -len(".lock")])
+        for path in self.directory.glob(f"{self.step}.*.lock"):
+            pid = int(path.name[len(self.step) + 1 : -len(".lock")])
             if pid == self.pid:
                 continue
             fd = os.open(path, os.O_RDWR)
@@ -199,7 +200,7 @@ class AttemptLog:
 
     def start(self, **extra: Any) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / f"{self.family}.{self.pid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = os.open(self.directory / f"{self.step}.{self.pid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         others = self._others_alive()
         self._write({"event": "start", "concurrent_with": others, **extra})
@@ -220,7 +221,8 @@ class AttemptLog:
 def attempt(task: Any, **extra: Any) -> Iterator[AttemptLog]:
     """Log one attempt of ``task`` (its family) in ``[reliability] attempts_dir``; a no-op log when unset."""
     directory = reliability().attempts_dir
-    log = AttemptLog(Path(directory) if directory else Path(os.devnull), task.get_task_family())
+    step = f"{task.get_task_family()}_{task.make_unique_id()[:10]}"
+    log = AttemptLog(Path(directory) if directory else Path(os.devnull), step)
     if not directory:
         log._write = lambda record: None  # type: ignore[method-assign]
         yield log
@@ -234,10 +236,14 @@ def attempt(task: Any, **extra: Any) -> Iterator[AttemptLog]:
 class Attempts:
     """What every attempt of every step logged."""
 
+    #: Records by step (``<family>_<unique id prefix>``).
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    def steps(self, family: str) -> list[list[dict[str, Any]]]:
+        return [records for step, records in self.records.items() if step.rsplit("_", 1)[0] == family]
+
     def starts(self, family: str) -> list[dict[str, Any]]:
-        return [r for r in self.records.get(family, []) if r["event"] == "start"]
+        return [r for records in self.steps(family) for r in records if r["event"] == "start"]
 
     @property
     def concurrent(self) -> int:
@@ -245,12 +251,15 @@ class Attempts:
         return sum(1 for records in self.records.values() for r in records if r.get("concurrent_with"))
 
     def units(self, family: str) -> list[int]:
-        return [r["i"] for r in self.records.get(family, []) if r["event"] == "unit"]
+        return [r["i"] for records in self.steps(family) for r in records if r["event"] == "unit"]
 
     def redone_units(self, family: str) -> int:
         """Units begun that did not bring the step forward: redone, or cut off before they finished."""
-        begun = [r for r in self.records.get(family, []) if r["event"] == "begin"]
-        return len(begun) - len(set(self.units(family)))
+        redone = 0
+        for records in self.steps(family):
+            begun = sum(1 for r in records if r["event"] == "begin")
+            redone += begun - len({r["i"] for r in records if r["event"] == "unit"})
+        return redone
 
 
 def read_attempts(directory: Path) -> Attempts:
