@@ -268,7 +268,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     # code packages: removed however the run ends (swept by the next run after a SIGKILL), and only
     # after the cluster stopped, so no pod loses its working directory or code while it runs.
     with scratch_directory() as tmp:
-        empty_dir, code_cache = tmp / "pod", tmp / "code"
+        empty_dir, code_cache = tmp / "gokart-k8s-pod", tmp / "gokart-k8s-code"
         empty_dir.mkdir()
         code_cache.mkdir()
         cluster = LocalCluster(

@@ -66,7 +66,7 @@ def test_a_driver_stopped_by_a_signal_leaves_nothing_behind_and_a_rerun_finishes
         assert has_summary(first.stdout), first.stdout
         assert summary_states(first.stdout)["Prepare"] == "succeeded"
         assert summary_states(first.stdout)["Crunch"] == "interrupted"
-        assert list(run.tmpdir.iterdir()) == []
+        assert list(run.tmpdir.glob("gokart-k8s-scratch-*")) == []
     # Every pod process died with the embedded cluster, even when the driver was SIGKILLed.
     assert wait_for_no_leftovers(run.directory) == []
 
@@ -79,7 +79,7 @@ def test_a_driver_stopped_by_a_signal_leaves_nothing_behind_and_a_rerun_finishes
     assert len(attempts.starts("Crunch")) == 2
     assert wait_for_no_leftovers(run.directory) == []
     # The scratch folder of a SIGKILLed driver is swept by the next run.
-    assert list(run.tmpdir.iterdir()) == []
+    assert list(run.tmpdir.glob("gokart-k8s-scratch-*")) == []
 
 
 def test_a_second_sigterm_does_not_cut_the_cleanup_short(make_run: RunFactory) -> None:
@@ -91,7 +91,7 @@ def test_a_second_sigterm_does_not_cut_the_cleanup_short(make_run: RunFactory) -
     assert driver.wait(GENEROUS) == 143, driver.stderr[-3000:]
     assert has_summary(driver.stdout)
     assert wait_for_no_leftovers(run.directory) == []
-    assert list(run.tmpdir.iterdir()) == []
+    assert list(run.tmpdir.glob("gokart-k8s-scratch-*")) == []
 
 
 def test_a_step_killed_with_the_driver_resumes_from_its_checkpoint(make_run: RunFactory) -> None:
@@ -174,7 +174,7 @@ def test_sigterm_never_asks_a_question_it_keeps_the_jobs_of_a_cluster_run_for_a_
     assert "Delete 1 in-flight Jobs?" not in driver.stderr + driver.stdout
     assert "Left 1 Jobs running in namespace default" in driver.stderr
     assert summary_states(driver.stdout)["Crunch"] == "interrupted"
-    assert list(run.tmpdir.iterdir()) == []
+    assert list(run.tmpdir.glob("gokart-k8s-scratch-*")) == []
     cluster.send(signal.SIGTERM)
     assert cluster.wait(GENEROUS) == 0
     assert wait_for_no_leftovers(run.directory) == []
