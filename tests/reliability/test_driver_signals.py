@@ -62,7 +62,7 @@ def test_a_driver_stopped_by_a_signal_leaves_nothing_behind_and_a_rerun_finishes
     assert first.wait(GENEROUS) == EXPECTED_EXIT[sig], first.stderr[-3000:]
     if sig != signal.SIGKILL:
         # Stopped as Ctrl-C stops it: in-flight Jobs handled (the rehearsal deletes them), summary printed.
-        assert "Deleted 1 in-flight Jobs" in first.stderr, first.stderr[-3000:]
+        assert "Deleted 1 Job in flight" in first.stderr, first.stderr[-3000:]
         assert has_summary(first.stdout), first.stdout
         assert summary_states(first.stdout)["Prepare"] == "succeeded"
         assert summary_states(first.stdout)["Crunch"] == "interrupted"
@@ -171,8 +171,8 @@ def test_sigterm_never_asks_a_question_it_keeps_the_jobs_of_a_cluster_run_for_a_
     finally:
         os.close(terminal)
         os.close(terminal_side)
-    assert "Delete 1 in-flight Jobs?" not in driver.stderr + driver.stdout
-    assert "Left 1 Jobs running in namespace default" in driver.stderr
+    assert "in flight? [y/N]" not in driver.stderr + driver.stdout
+    assert "Left 1 Job running in namespace default" in driver.stderr
     assert summary_states(driver.stdout)["Crunch"] == "interrupted"
     assert list(run.tmpdir.glob("gokart-k8s-scratch-*")) == []
     cluster.send(signal.SIGTERM)
