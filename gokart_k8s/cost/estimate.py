@@ -15,9 +15,10 @@ billing model:
 ``plain``
     unknown: the nodes of a plain cluster are not known.
 
-The expected run time of a step comes from, first to last: ``@gokart_k8s.job(expected_runtime=...)``,
-``[gokart_k8s.expected_runtime] <TaskFamily>`` in luigi.cfg, the step's past runs (a callable
-the caller passes, e.g. from run records), else it is unknown and shown as unknown.
+The expected run time of a step comes from, first to last: the step's past runs (a callable the
+caller passes, e.g. from run records: what it really took beats a guess),
+``@gokart_k8s.job(expected_runtime=...)``, ``[gokart_k8s.expected_runtime] <TaskFamily>`` in
+luigi.cfg, else it is unknown and shown as unknown.
 
 A Spot step also redoes work when it is preempted: ``preemptions x work lost per preemption``,
 with ``preemptions = spot_preemptions_per_hour x run time`` and the work lost at most one
@@ -99,16 +100,16 @@ def expected_runtime(
     spec: StepSpec, task: Any, options: CostOptions, history: History | None = None
 ) -> tuple[int | None, str]:
     """``(seconds, where it came from)`` by the order in the module docstring."""
+    if history is not None:
+        past = history(spec)
+        if past is not None:
+            return int(past), "past runs"
     declared = declaration_of(task).expected_runtime_seconds if task is not None else None
     if declared:
         return declared, "declared"
     configured = expected_runtime_for(options, spec.family)
     if configured:
         return configured, "luigi.cfg"
-    if history is not None:
-        past = history(spec)
-        if past is not None:
-            return int(past), "past runs"
     return None, "unknown"
 
 

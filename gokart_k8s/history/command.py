@@ -112,8 +112,35 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not records:
         print(f"no recorded runs in {store.location}", file=sys.stderr)
         return 0
+    for record in records:
+        _price(record)
     print(runs_table(records))
     return 0
+
+
+def _price(record: Any) -> None:
+    """Price the record's attempts with the price catalog (:mod:`gokart_k8s.cost`), as the run did.
+
+    A record is folded from its drivers' events, which carry what happened, not what it cost; the
+    cost follows from the attempts, the record's platform and the region in force (``[gokart_k8s]
+    region``, or the one the run recorded). Unknown prices stay unknown.
+    """
+    from gokart_k8s.cost.billing import attempt_pricer
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.history.record import price
+    from gokart_k8s.settings import load_settings
+
+    settings = load_settings()
+    platform = record.platform or settings.platform
+    region = (record.settings or {}).get("region") or settings.region
+    if not region or platform == "plain":
+        return
+    try:
+        pricer = attempt_pricer(platform, load_cost_options(region=region), load_machines())
+    except GokartK8sError:
+        return
+    price(record, pricer)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -128,6 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 )
             run_id = records[0].run_id
         record = load_record(store, run_id)
+    _price(record)
     now = time.time()
     state = run_state(record, now)
     if silent_for(record, now) is not None and record.updated is not None:

@@ -98,6 +98,18 @@ def test_past_runs_give_the_run_time_when_nothing_is_declared(luigi_cfg: Any) ->
     )
 
 
+def test_past_runs_come_before_a_declared_run_time(luigi_cfg: Any) -> None:
+    luigi_cfg(CFG)
+    est = estimate(
+        rows(),
+        platform="gke-standard",
+        options=load_cost_options(region="asia-northeast1"),
+        history=lambda spec: 600.0 if spec.family == "CostPrep" else None,
+    )
+    prep = by_family(est)["CostPrep"]
+    assert (prep.runtime_seconds, prep.runtime_source) == (600, "past runs")
+
+
 def test_platforms_side_by_side_with_spot_and_on_demand_shares(luigi_cfg: Any) -> None:
     luigi_cfg(CFG)
     results = compare(rows(), options=load_cost_options(region="asia-northeast1"))

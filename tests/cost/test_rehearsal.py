@@ -52,6 +52,12 @@ def test_the_example_runs_on_the_local_cluster_built_from_its_generated_pools(tm
     attempts = [a for step in data["steps"] for a in step["attempts"]]
     assert attempts and all(isinstance(a["cost"], float) and a["cost"] > 0 for a in attempts), attempts
     assert data["cost"] == pytest.approx(sum(a["cost"] for a in attempts))
+    # `gokart-k8s report` folds the record from its events again and prices it the same way.
+    report = gokart_k8s(tmp_path, config, "report", "latest", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["cost"] == pytest.approx(data["cost"])
+    runs = gokart_k8s(tmp_path, config, "runs")
+    assert f"${data['cost']:.2f}" in runs.stdout, runs.stdout
     plan = gokart_k8s(tmp_path, config, "plan", EXAMPLE, "--backend", "local-cluster")
     assert plan.returncode == 0 and "warning" not in plan.stdout, plan.stdout
     assert "pool spot-e2-standard-16 (Spot)" in plan.stdout  # TrainModel, highcpu, tolerant
