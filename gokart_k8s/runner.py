@@ -127,6 +127,14 @@ def _execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pr
                 and ok
             )
         return ok
+    if plan.rows and all(row.cached for row in plan.rows):
+        # Nothing to submit: no cluster to start, no code to pack, no Jobs to follow.
+        if recorder is not None:
+            progress.observers.append(recorder)
+        for row in plan.rows:
+            progress.step_state(row.step.spec, "cached")
+        progress.log(f"every step is in the cache at {plan.workspace}: nothing to run")
+        return True
     return _run_on_cluster(plan, options, progress, recorder)
 
 

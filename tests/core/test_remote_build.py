@@ -42,3 +42,12 @@ def test_remote_build_refuses_a_plan_with_problems_before_submitting() -> None:
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match=r"backend must be one of inline, local-cluster, kubernetes"):
         gokart_k8s.build(Summarise(n=2), backend="cloud")
+
+
+def test_a_fully_cached_cluster_run_starts_no_cluster_and_packs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gokart_k8s.build(Summarise(n=4), backend="inline", reset_register=False) == "total=6"
+    capsys.readouterr()
+    assert gokart_k8s.build(Summarise(n=4), backend="local-cluster") == "total=6"
+    err = capsys.readouterr().err
+    assert "nothing to run" in err
+    assert "local cluster at" not in err and "code package" not in err and "submitted" not in err
