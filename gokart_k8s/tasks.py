@@ -223,6 +223,13 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
     graph the command line means. Pinned tasks leave luigi's instance cache, so a later task built
     elsewhere in this process with the same parameters is resolved afresh.
     """
+    from gokart_k8s.steps import luigi_lookups_memoised
+
+    with luigi_lookups_memoised():
+        _pin_graph(root, luigi_args)
+
+
+def _pin_graph(root: Any, luigi_args: Sequence[str]) -> None:
     import luigi.task
     from luigi.parameter import MissingParameterException
     from luigi.task_register import Register
@@ -245,7 +252,11 @@ def resolve_graph(root: Any, luigi_args: Sequence[str]) -> None:
         task.requires = _Pinned(required)
         setattr(task, LUIGI_ARGS_ATTR, tuple(luigi_args))
         stack.extend(luigi.task.flatten(required))
-    for task in seen.values():
+    # Leaves first (the reverse of the order found): gokart's make_unique_id() recurses through
+    # requires() and caches on each task, so a dependency's id is already known when its dependent
+    # hashes it. Root first would recurse the whole depth at once (a 1,000-step chain passes
+    # Python's recursion limit, and every failed attempt is redone one level lower).
+    for task in reversed(list(seen.values())):
         try:
             unique_id_of(task)  # gokart caches it on the task (make_unique_id hashes requires())
         except MissingParameterException:

@@ -102,3 +102,19 @@ def test_luigi_lists_each_class_parameters_once_per_plan(monkeypatch: pytest.Mon
     assert len(found) == 31
     # The root's construction (before the plan) lists them a few times; the plan once, not ~6 per step.
     assert listed["ChainStep"] <= 6, listed
+
+
+def test_pinning_a_deep_chain_hashes_each_step_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaves first: root first recurses past Python's recursion limit and redoes every failed level."""
+    from gokart_k8s.tasks import resolve_graph
+
+    hashed: Counter[str] = Counter()
+    original = gokart.TaskOnKart._make_hash_id
+
+    def counting(self: Any) -> str:
+        hashed["hash"] += 1
+        return str(original(self))
+
+    monkeypatch.setattr(gokart.TaskOnKart, "_make_hash_id", counting)
+    resolve_graph(ChainStep(n=1500), ())
+    assert hashed["hash"] <= 2 * 1501, hashed
