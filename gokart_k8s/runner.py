@@ -380,7 +380,7 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
         if step.fallback:
             notes.append("moved to on-demand capacity")
         if step.adopted:
-            notes.append("adopted a running Job")
+            notes.append("adopted its Job from an earlier driver")
         if notes:
             progress.log(f"{step.spec.family}: {', '.join(notes)} (attempts {step.attempts})")
         if len(step.attempt_log) > 1 or any(a.outcome not in ("succeeded", "running") for a in step.attempt_log):

@@ -86,7 +86,7 @@ def test_a_replacement_driver_of_the_same_run_does_not_run_a_step_with_a_code_er
     again = gcs_scenario.run("Faulty", "--tag", "y", workspace=cache, run_id="nightly-1")
     assert again.wait() == 1, again.stderr
     assert DELETED not in again.stderr
-    assert "its code raised an error (exit 42)" in again.stderr
+    assert "user_error (exit 42)" in again.stderr and "it was not retried" in again.stderr
     attempts = read_attempts(gcs_scenario.attempt_log)
     assert len(attempts) == 1  # the step ran once, not once per driver
 
