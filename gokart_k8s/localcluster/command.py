@@ -127,6 +127,9 @@ def run_start(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly, not Python's default: a process started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     cluster.start()
     try:
@@ -148,6 +151,7 @@ def run_start(args: argparse.Namespace) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         cluster.stop()
         for line in summary_lines(cluster.node_lifetimes()):
             print(line, file=sys.stderr)
