@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gokart_k8s.settings import Settings
-from gokart_k8s.steps import Step, collect, is_external
+from gokart_k8s.steps import Step, collect, is_external, prove_round_trips
 
 
 @dataclass
@@ -138,7 +138,7 @@ def make_plan(
     """Resolve and check every step under ``roots``; never raises for a problem, collects it."""
     from gokart_k8s.platforms import get_profile
 
-    steps, problems = collect(roots, settings)
+    steps, problems = collect(roots, settings, prove=False)
     externals = [s for s in steps if is_external(s.task)]
     steps = [s for s in steps if not is_external(s.task)]
     profile = get_profile(settings)
@@ -152,6 +152,10 @@ def make_plan(
             checked = True
         except Exception as exc:  # a cache problem is a plan problem, reported with the rest
             problems.append(f"cannot read the cache at {workspace}: {exc}")
+    if backend in CLUSTER_BACKENDS:
+        # Only a step that goes to a pod must survive the trip there (with its ancestors): steps
+        # found in the cache are not run, and the inline backend runs every step in this process.
+        problems += prove_round_trips(steps, (s.spec.unique_id for s in steps if s.task.task_id not in complete))
     inputs: list[InputRow] = []
     for external in externals:
         row = InputRow(step=external, complete=external.task.task_id in complete if checked else None)

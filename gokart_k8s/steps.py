@@ -9,7 +9,7 @@ reads the spec instead of the task.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,13 +240,47 @@ def luigi_lookups_memoised() -> Iterator[None]:
         luigi.task.Task.get_params = original_params  # type: ignore[method-assign]
 
 
-def collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list[str]]:
-    """All steps under ``roots`` with their specs, and every problem found (not just the first)."""
+def collect(roots: Iterable[Any], settings: Settings, *, prove: bool = True) -> tuple[list[Step], list[str]]:
+    """All steps under ``roots`` with their specs, and every problem found (not just the first).
+
+    With ``prove`` (the default) each step's parameters are also proven to survive the trip to a
+    pod (:func:`round_trip_problem`); without, the caller proves those that travel with
+    :func:`prove_round_trips` once it knows which they are.
+    """
     with luigi_lookups_memoised():
-        return _collect(roots, settings)
+        return _collect(roots, settings, prove)
 
 
-def _collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list[str]]:
+def prove_round_trips(steps: Sequence[Step], travelling: Iterable[str]) -> list[str]:
+    """The round-trip problems of the steps that travel to a pod (by unique id) and their ancestors.
+
+    A pod recomputes its step's unique id from the string parameters of the step *and* of every step
+    it requires (gokart hashes the ids of ``requires()``), so a step's proof stands on its ancestors'.
+    A step that does not travel (cached, or run in the driver's own process) needs none: a fully
+    cached rerun of 10,000 steps rebuilds nothing. ``steps`` in :func:`collect`'s order (dependencies
+    first).
+    """
+    by_id = {s.spec.unique_id: s for s in steps}
+    needed: set[str] = set()
+    stack = [u for u in travelling if u in by_id]
+    while stack:
+        uid = stack.pop()
+        if uid in needed:
+            continue
+        needed.add(uid)
+        stack.extend(d for d in by_id[uid].spec.requires if d in by_id and d not in needed)
+    problems: list[str] = []
+    proven: dict[tuple[type, str], str] = {}
+    with luigi_lookups_memoised():
+        for step in steps:
+            if step.spec.unique_id in needed:
+                problem = round_trip_problem(step.task, step.spec, proven)
+                if problem:
+                    problems.append(problem)
+    return problems
+
+
+def _collect(roots: Iterable[Any], settings: Settings, prove: bool = True) -> tuple[list[Step], list[str]]:
     import luigi.task
 
     steps: list[Step] = []
@@ -271,7 +305,7 @@ def _collect(roots: Iterable[Any], settings: Settings) -> tuple[list[Step], list
                     raise
                 problems.append(problem)
                 continue
-            problem = round_trip_problem(task, spec, proven)
+            problem = round_trip_problem(task, spec, proven) if prove else None
             if problem:
                 problems.append(problem)
             steps.append(Step(task=task, spec=spec))

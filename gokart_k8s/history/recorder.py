@@ -339,7 +339,7 @@ class RunRecorder:
             self._dirty = False
         record = record or self.record()
         try:
-            self.store.write(self.run_id, SNAPSHOT, json.dumps(record.to_dict(), indent=1).encode())
+            self.store.write(self.run_id, SNAPSHOT, record.to_json().encode())
         except Exception as exc:
             self._warn(exc)
 

@@ -118,3 +118,66 @@ def test_pinning_a_deep_chain_hashes_each_step_once(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(gokart.TaskOnKart, "_make_hash_id", counting)
     resolve_graph(ChainStep(n=1500), ())
     assert hashed["hash"] <= 2 * 1501, hashed
+
+
+@pytest.fixture
+def rebuilt(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many steps a plan rebuilt from their string parameters (the round-trip proof), by family."""
+    counts: Counter[str] = Counter()
+    original = luigi.Task.__dict__["from_str_params"]
+
+    def counting(cls: Any, params_str: Any) -> Any:
+        counts[cls.__name__] += 1
+        return original.__func__(cls, params_str)
+
+    monkeypatch.setattr(luigi.Task, "from_str_params", classmethod(counting))
+    return counts
+
+
+def _cache(root: Any, *, but: Any = None) -> None:
+    from gokart_k8s.steps import walk
+
+    for task in walk(root):
+        if task is not but:
+            task.dump(0)
+
+
+def _plan(root: Any, backend: str) -> Any:
+    from gokart_k8s.plan import make_plan
+    from gokart_k8s.workspace import workspace_directory
+
+    return make_plan([root], load_settings(), backend=backend, workspace=workspace_directory())
+
+
+def test_a_fully_cached_plan_for_the_cluster_rebuilds_no_step(rebuilt: Counter[str]) -> None:
+    """Nothing travels to a pod, so nothing needs proving: a cached rerun of 10,000 steps rebuilds none."""
+    root = ChainStep(n=40)
+    _cache(root)
+    plan = _plan(root, "local-cluster")
+    assert (len(plan.rows), sum(r.cached for r in plan.rows), plan.problems) == (41, 41, [])
+    assert rebuilt["ChainStep"] == 0
+
+
+def test_an_uncached_plan_for_the_cluster_proves_every_step_and_inline_none(rebuilt: Counter[str]) -> None:
+    _plan(ChainStep(n=40), "inline")
+    assert rebuilt["ChainStep"] == 0  # the inline backend runs every step in this process
+    _plan(ChainStep(n=40), "local-cluster")
+    assert rebuilt["ChainStep"] == 41
+
+
+def test_a_step_to_run_after_a_cached_deep_chain_is_proven_with_its_ancestors(rebuilt: Counter[str]) -> None:
+    """Its pod hashes its ancestors' ids: proven leaves first they are looked up, not recomputed
+    down the whole chain (which passes Python's recursion limit at this depth)."""
+    root = ChainStep(n=1500)
+    _cache(root, but=root)
+    plan = _plan(root, "local-cluster")
+    assert ([r.cached for r in plan.rows].count(False), plan.problems) == (1, [])
+    assert rebuilt["ChainStep"] == 1501
+
+
+def test_a_step_that_would_change_on_the_way_is_reported_while_it_is_to_run_not_once_cached() -> None:
+    root = Scaled(x=4)
+    _cache(root, but=root)
+    assert any("x='4' becomes '4.0'" in p for p in _plan(root, "local-cluster").problems)
+    _cache(root)
+    assert _plan(root, "local-cluster").problems == []  # nothing runs, nothing travels
