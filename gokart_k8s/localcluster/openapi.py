@@ -1,4 +1,4 @@
-"""OpenAPI v3 documents for the kinds the cluster serves, and the strict field validation they promise.
+"""OpenAPI v3 (and v2) documents for the kinds the cluster serves, and the strict field validation they promise.
 
 kubectl downloads ``/openapi/v3`` before ``apply -f`` and ``create -f`` (to learn whether the server
 validates fields itself) and for ``explain``; without it they fail with "failed to download openapi"
@@ -15,7 +15,8 @@ Because the documents declare ``fieldValidation``, kubectl leaves validation to 
 ``fieldValidation=Strict``; :func:`unknown_fields` gives what a real server then refuses
 (https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation).
 
-``/openapi/v2`` is not served: kubectl asks for it only in protobuf and only when v3 is missing.
+``/openapi/v2`` is served in JSON only (:func:`document_v2`): kubectl asks for it only when v3 is
+missing, and then in protobuf.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .status import ApiError
 Obj = dict[str, Any]
 _REF = "#/$defs/"
 _SCHEMAS = "#/components/schemas/"
+_DEFINITIONS = "#/definitions/"
 
 
 @functools.cache
@@ -109,43 +111,62 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-def _query(name: str) -> Obj:
-    return {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+def _query(name: str, v2: bool = False) -> Obj:
+    # v2 types a parameter itself; v3 through its schema (as the real documents write them).
+    if v2:
+        return {"name": name, "in": "query", "type": "string", "uniqueItems": True}
+    return {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
 
 
-def _operation(rt: ResourceType, verb: str, schema: str, params: tuple[str, ...]) -> Obj:
-    ref = {"$ref": _SCHEMAS + schema}
-    op: Obj = {
-        "operationId": f"{verb}{rt.kind}",
-        "parameters": [_query(p) for p in params],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
-        "x-kubernetes-action": verb,
-        "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
-    }
-    if verb in ("post", "put", "patch"):
-        media = "application/merge-patch+json" if verb == "patch" else "application/json"
-        op["requestBody"] = {"content": {media: {"schema": ref}}}
+def _in_path(name: str, v2: bool) -> Obj:
+    typed: Obj = {"type": "string"} if v2 else {"schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True, **typed}
+
+
+def _operation(rt: ResourceType, verb: str, schema: str, params: tuple[str, ...], v2: bool = False) -> Obj:
+    ref = {"$ref": (_DEFINITIONS if v2 else _SCHEMAS) + schema}
+    media = "application/merge-patch+json" if verb == "patch" else "application/json"
+    op: Obj = {"operationId": f"{verb}{rt.kind}", "parameters": [_query(p, v2) for p in params]}
+    if v2:
+        if verb in ("post", "put", "patch"):
+            op["parameters"].append({"name": "body", "in": "body", "required": True, "schema": ref})
+            op["consumes"] = [media]
+        op["produces"] = ["application/json"]
+        op["responses"] = {"200": {"description": "OK", "schema": ref}}
+    else:
+        if verb in ("post", "put", "patch"):
+            op["requestBody"] = {"content": {media: {"schema": ref}}}
+        op["responses"] = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+    op["x-kubernetes-action"] = verb
+    op["x-kubernetes-group-version-kind"] = {"group": rt.group, "version": rt.version, "kind": rt.kind}
     return op
 
 
 _WRITE = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 
 
-def _paths(rt: ResourceType, schema: str) -> dict[str, Obj]:
+def _paths(rt: ResourceType, schema: str, v2: bool = False) -> dict[str, Obj]:
     base = "/api/v1" if not rt.group else f"/apis/{rt.group}/{rt.version}"
     prefix = f"{base}/namespaces/{{namespace}}" if rt.namespaced else base
+    scope = [_in_path("namespace", v2)] if rt.namespaced else []
     return {
         f"{prefix}/{rt.plural}": {
-            "get": _operation(rt, "list", schema, ("labelSelector", "fieldSelector", "watch")),
-            "post": _operation(rt, "post", schema, _WRITE),
+            "parameters": scope,
+            "get": _operation(rt, "list", schema, ("labelSelector", "fieldSelector", "watch"), v2),
+            "post": _operation(rt, "post", schema, _WRITE, v2),
         },
         f"{prefix}/{rt.plural}/{{name}}": {
-            "get": _operation(rt, "get", schema, ("pretty",)),
-            "put": _operation(rt, "put", schema, _WRITE),
-            "patch": _operation(rt, "patch", schema, (*_WRITE, "force")),
-            "delete": _operation(rt, "delete", schema, ("dryRun", "gracePeriodSeconds", "propagationPolicy")),
+            "parameters": [*scope, _in_path("name", v2)],
+            "get": _operation(rt, "get", schema, ("pretty",), v2),
+            "put": _operation(rt, "put", schema, _WRITE, v2),
+            "patch": _operation(rt, "patch", schema, (*_WRITE, "force"), v2),
+            "delete": _operation(rt, "delete", schema, ("dryRun", "gracePeriodSeconds", "propagationPolicy"), v2),
         },
     }
+
+
+def _info() -> Obj:
+    return {"title": "Kubernetes (gokart-k8s local cluster)", "version": r.EMULATED_VERSION["gitVersion"]}
 
 
 @functools.cache
@@ -161,13 +182,50 @@ def document(group: str, version: str) -> bytes | None:
         if schema is not None:
             names.append(schema)
             paths.update(_paths(rt, schema))
-    doc = {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes (gokart-k8s local cluster)", "version": r.EMULATED_VERSION["gitVersion"]},
-        "paths": paths,
-        "components": {"schemas": _closure(names)},
-    }
+    doc = {"openapi": "3.0.0", "info": _info(), "paths": paths, "components": {"schemas": _closure(names)}}
     return json.dumps(doc).encode()
+
+
+@functools.cache
+def document_v2() -> bytes:
+    """``/openapi/v2``: one Swagger 2.0 document for every kind served, serialised once.
+
+    kubectl 1.37 reads v3 (it asks for v2 only when v3 is missing, and then in protobuf, which this
+    cluster does not speak: it answers 406 to that); v2 in JSON is for other tools and for
+    ``kubectl get --raw /openapi/v2``. The same schemas, with v2's references and parameters.
+    """
+    paths: dict[str, Obj] = {}
+    names: list[str] = []
+    for rt in r.ALL_TYPES:
+        schema = _schema_name(rt)
+        if schema is not None:
+            names.append(schema)
+            paths.update(_paths(rt, schema, v2=True))
+    definitions = {name: _moved_refs(value) for name, value in _closure(names).items()}
+    doc = {"swagger": "2.0", "info": _info(), "paths": paths, "definitions": definitions}
+    return json.dumps(doc).encode()
+
+
+def _moved_refs(node: Any) -> Any:
+    """A v3 schema as v2 writes it: references under ``#/definitions/``, and no ``oneOf`` (which
+    Swagger 2.0 lacks): an int-or-string is ``type: string, format: int-or-string``, as in the
+    real v2 document."""
+    if isinstance(node, list):
+        return [_moved_refs(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out: Obj = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str):
+            out[key] = value.replace(_SCHEMAS, _DEFINITIONS)
+        elif key in ("oneOf", "anyOf") and isinstance(value, list):
+            types = {alt.get("type") for alt in value if isinstance(alt, dict)}
+            out["type"] = "string"
+            if "integer" in types:
+                out["format"] = "int-or-string"
+        else:
+            out[key] = _moved_refs(value)
+    return out
 
 
 def index() -> Obj:

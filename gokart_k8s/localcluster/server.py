@@ -310,6 +310,19 @@ class _Handler(BaseHTTPRequestHandler):
             doc = r.api_group_list()
         elif path == "/openapi/v3":
             doc = openapi.index()
+        elif path == "/openapi/v2":
+            accept = self.headers.get("Accept") or "*/*"
+            if not any(m in accept for m in ("json", "*/*")):
+                raise ApiError(
+                    406, f"/openapi/v2 is served as application/json only, not {accept}", reason="NotAcceptable"
+                )
+            body = openapi.document_v2()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
         elif path.startswith("/openapi/v3/"):
             parts = path[len("/openapi/v3/") :].split("/")
             body = None

@@ -8,6 +8,8 @@ lists, single objects and watch events): https://kubernetes.io/docs/reference/us
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -381,6 +383,34 @@ def test_explain_reads_the_served_openapi_documents(kubectl: Kubectl) -> None:
     assert "rules\t<[]PodFailurePolicyRule> -required-" in out
     pods = kubectl.ok("explain", "pod.spec.containers.resources.limits")
     assert "FIELD: limits <map[string]Quantity>" in pods
+
+
+def test_the_served_openapi_documents_pass_an_outside_validator(kubectl: Kubectl, local_cluster: LocalCluster) -> None:
+    """v2 and every v3 document, as kubectl fetches them, checked by openapi-spec-validator."""
+    from openapi_spec_validator import validate
+
+    v2 = json.loads(kubectl.ok("get", "--raw", "/openapi/v2"))
+    validate(v2)
+    job = v2["definitions"]["io.k8s.api.batch.v1.Job"]
+    assert job["x-kubernetes-group-version-kind"] == [{"group": "batch", "kind": "Job", "version": "v1"}]
+    post = v2["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs"]["post"]
+    assert {
+        "name": "body",
+        "in": "body",
+        "required": True,
+        "schema": {"$ref": "#/definitions/io.k8s.api.batch.v1.Job"},
+    } in post["parameters"]
+    documents = json.loads(kubectl.ok("get", "--raw", "/openapi/v3"))["paths"]
+    assert {"api/v1", "apis/batch/v1"} <= set(documents)
+    for where in documents.values():
+        validate(json.loads(kubectl.ok("get", "--raw", where["serverRelativeURL"])))
+    request = urllib.request.Request(
+        f"{local_cluster.url}/openapi/v2",
+        headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 406
 
 
 # ------------------------------------------------------------------------------------ delete
