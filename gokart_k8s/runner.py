@@ -301,9 +301,9 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
                 progress.log(f"chaos (seed {chaos.seed}, rate {chaos.rate}/pod-minute): {len(events)} disruption(s)")
                 for event in events:
                     progress.log(f"  {event.at:6.1f}s  {event.detail}")
-            for line in summary_lines(cluster.node_lifetimes()):
+            for line in summary_lines(cluster.node_lifetimes(), autoscaling.time_scale):
                 progress.log(line)
-            _report_node_cost(cluster.node_lifetimes(), settings, progress)
+            _report_node_cost(cluster.node_lifetimes(), settings, progress, autoscaling.time_scale)
         finally:
             # Stopped by a signal: the deleted pods got SIGTERM; give them their budget to save a
             # final checkpoint before the cluster kills what is left.
@@ -438,8 +438,9 @@ def _cost_pricer(settings: Settings) -> Any:
         return None
 
 
-def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisplay) -> None:
-    """What the rehearsal's nodes would cost at the catalog's list prices (:mod:`gokart_k8s.cost.billing`)."""
+def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisplay, time_scale: float = 1.0) -> None:
+    """What the rehearsal's nodes would cost at the catalog's list prices (:mod:`gokart_k8s.cost.billing`),
+    over the cluster's (compressed) clock, as the node-hours above it."""
     from gokart_k8s.cost.billing import node_cost_line
     from gokart_k8s.cost.config import load_cost_options
     from gokart_k8s.cost.machines import load_machines
@@ -450,6 +451,8 @@ def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisp
         line = node_cost_line(lifetimes, platform=settings.platform, options=options, machines=load_machines())
     except GokartK8sError as exc:
         line = f"node cost: not estimated ({exc})"
+    if time_scale != 1 and line.startswith("node cost: ") and "USD" in line:
+        line = "node cost (cluster time): " + line[len("node cost: ") :]
     progress.log(line)
 
 

@@ -197,6 +197,10 @@ def price_attempt(
 ) -> AttemptCost:
     """The cost of one attempt (see the module docstring); unknown parts are ``None``, never 0."""
     attempt = as_mapping(attempt)
+    if attempt.get("started") is None and attempt.get("ended") is not None:
+        # Ended before its container started (deleted while pending: its Job was replaced): it
+        # held no node and ran nothing, so it cost nothing, whatever else is unknown of it.
+        return AttemptCost(pod=attempt.get("pod"), seconds=Decimal(0), cost=Decimal(0), spot=_spot(attempt))
     seconds = _seconds(attempt)
     rate, missing = hourly_rate(
         attempt, platform=platform, region=region, prices=prices, machines=machines, options=options

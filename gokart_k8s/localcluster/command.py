@@ -153,7 +153,7 @@ def run_start(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         cluster.stop()
-        for line in summary_lines(cluster.node_lifetimes()):
+        for line in summary_lines(cluster.node_lifetimes(), autoscaling.time_scale):
             print(line, file=sys.stderr)
         print("local cluster stopped", file=sys.stderr)
     return 0

@@ -61,6 +61,9 @@ PLATFORM = "gke-standard"
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 SPOT_LABEL = "cloud.google.com/gke-spot"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+#: The machine type of a node, which every cloud's nodes carry
+#: (https://kubernetes.io/docs/reference/labels-annotations-taints/#nodekubernetesioinstance-type).
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 SPOT_TAINT = Taint(key=SPOT_LABEL, value="true", effect="NoSchedule")
 SPOT_TOLERATION: dict[str, str] = {"key": SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
@@ -92,16 +95,21 @@ def default_pools() -> tuple[NodePool, ...]:
     e2-highmem-8, n1-standard-8 with one T4, g2-standard-12 with one L4. Declare your real pools in
     ``luigi.cfg`` for a real cluster.
     """
-    shapes: tuple[tuple[str, str, str, int, str | None], ...] = (
-        ("small", "3920m", "13Gi", 0, None),
-        ("large", "15890m", "57Gi", 0, None),
-        ("highmem", "7910m", "57Gi", 0, None),
-        ("gpu-t4", "7910m", "26Gi", 1, "nvidia-tesla-t4"),
-        ("gpu-l4", "11900m", "42Gi", 1, "nvidia-l4"),
+    shapes: tuple[tuple[str, str, str, int, str | None, str], ...] = (
+        ("small", "3920m", "13Gi", 0, None, "e2-standard-4"),
+        ("large", "15890m", "57Gi", 0, None, "e2-standard-16"),
+        ("highmem", "7910m", "57Gi", 0, None, "e2-highmem-8"),
+        ("gpu-t4", "7910m", "26Gi", 1, "nvidia-tesla-t4", "n1-standard-8"),
+        ("gpu-l4", "11900m", "42Gi", 1, "nvidia-l4", "g2-standard-12"),
     )
     return tuple(
-        _pool(f"{kind}-{shape}", cpu, memory, spot=kind == "spot", gpu=gpu, accelerator=acc)
-        for shape, cpu, memory, gpu, acc in shapes
+        dataclasses.replace(
+            _pool(f"{kind}-{shape}", cpu, memory, spot=kind == "spot", gpu=gpu, accelerator=acc),
+            # GKE labels each node with its machine type; the rehearsal's nodes carry it too, so its
+            # run report and cost lines can price them.
+            labels={INSTANCE_TYPE_LABEL: machine},
+        )
+        for shape, cpu, memory, gpu, acc, machine in shapes
         for kind in ("spot", "ondemand")
     )
 

@@ -19,6 +19,6 @@ def test_a_rehearsal_starts_with_empty_pools_scales_up_and_reports_node_hours_by
     err = capsys.readouterr().err
     assert "(cluster-autoscaler, time scale 60)" in err
     # Every node was added for the run (the pools start at min_nodes = 0) and is counted.
-    total = re.search(r"node-hours by pool \(cluster time\): ([0-9.]+) in all", err)
+    total = re.search(r"node-hours by pool \(cluster time, 60x the wall clock\): ([0-9.]+) in all", err)
     assert total and float(total.group(1)) > 0, err
     assert re.search(r"^  default: [0-9.]+ h, \d+ node\(s\)", err, re.MULTILINE), err

@@ -83,6 +83,19 @@ def test_an_attempt_without_a_price_is_unknown_never_zero(
     assert why in cost.missing
 
 
+def test_an_attempt_deleted_before_it_started_costs_nothing_even_with_no_node_known() -> None:
+    """A pending pod deleted with its Job (the step moved to on-demand) held no node."""
+    pending = attempt(node=None, machine_type=None, started=None, ended=T0, outcome=None, exit_code=None)
+    cost = price_attempt(pending, platform="gke-standard", region="us-central1", prices=PRICES, machines=MACHINES)
+    assert (cost.cost, cost.seconds, cost.missing) == (0, 0, "")
+    assert (
+        price_attempt(
+            {**pending, "ended": None}, platform="gke-standard", region="us-central1", prices=PRICES, machines=MACHINES
+        ).cost
+        is None
+    )  # still waiting: not known yet
+
+
 def test_a_list_of_attempts_sums_spot_and_on_demand_and_the_work_redone_after_evictions() -> None:
     attempts = [
         attempt(outcome="evicted", ended=T0 + 1200, checkpoint_seconds=900),  # 20 min, 15 min saved: 5 min redone

@@ -77,3 +77,22 @@ def test_eks_nodes_reserve_memory_per_pod() -> None:
 def test_a_broken_machine_row_is_one_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="machine row"):
         load_machines("cloud,machine_type,vcpu,memory_gib,gpus,accelerator,source\ngcp,x,four,16,0,,s\n")
+
+
+def test_the_default_gke_standard_pools_name_catalog_machines_so_a_rehearsal_is_priced() -> None:
+    from gokart_k8s.cost.prices import shipped_catalog
+    from gokart_k8s.platforms.gke_standard import INSTANCE_TYPE_LABEL, default_pools
+
+    machines = {m.machine_type: m for m in load_machines() if m.cloud == "gcp"}
+    for pool in default_pools():
+        machine = machines[pool.labels[INSTANCE_TYPE_LABEL]]
+        assert (machine.gpus, machine.accelerator or None) == (pool.gpu, pool.accelerator), pool.name
+        quote = shipped_catalog().machine_hour(
+            "gcp",
+            "asia-northeast1",
+            machine.machine_type,
+            gpus=machine.gpus,
+            accelerator=machine.accelerator,
+            spot=pool.spot,
+        )
+        assert quote.value is not None, (pool.name, quote.missing)

@@ -41,7 +41,7 @@ def test_the_example_runs_on_the_local_cluster_built_from_its_generated_pools(tm
     names = {line[len("[gokart_k8s.pools.") : -1] for line in generated.stdout.splitlines() if line.startswith("[")}
     assert set(pools_line.split("pools: ", 1)[1].split(" (", 1)[0].split(", ")) == names
     # The nodes carried the generated machine types, so their node-hours are priced from the catalog.
-    node_cost = next(line for line in done.stderr.splitlines() if line.startswith("node cost: "))
+    node_cost = next(line for line in done.stderr.splitlines() if line.startswith("node cost (cluster time): "))
     assert "USD at list prices (" in node_cost and "not priced" not in node_cost, node_cost
     # Every attempt is priced from what the run record saw (the node's machine type, the pod's requests)...
     cost = next(line for line in done.stderr.splitlines() if line.startswith("cost: "))

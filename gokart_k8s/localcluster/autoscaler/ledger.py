@@ -145,12 +145,17 @@ def node_costs(lifetimes: Iterable[Mapping[str, Any]], prices: Prices) -> dict[s
     return out
 
 
-def summary_lines(lifetimes: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The end-of-run summary: node-hours by pool (cluster time), with node counts and shapes."""
+def summary_lines(lifetimes: Iterable[Mapping[str, Any]], time_scale: float = 1.0) -> list[str]:
+    """The end-of-run summary: node-hours by pool (cluster time), with node counts and shapes.
+
+    With a compressed clock the header says so: the hours are the autoscaler's, ``time_scale``
+    times the wall clock's (a step's own seconds, as its cost line counts them, are wall time).
+    """
     lives = list(lifetimes)
     if not lives:
         return ["nodes: none"]
-    lines = [f"node-hours by pool (cluster time): {sum(float(x['hours']) for x in lives):.2f} in all"]
+    clock = "cluster time" if time_scale == 1 else f"cluster time, {time_scale:g}x the wall clock"
+    lines = [f"node-hours by pool ({clock}): {sum(float(x['hours']) for x in lives):.2f} in all"]
     by_pool: dict[str, list[Mapping[str, Any]]] = {}
     for life in lives:
         by_pool.setdefault(str(life["pool"]), []).append(life)
