@@ -206,6 +206,8 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     if package is not None:
         progress.log(package.describe())
         env.update(package.env())
+        if recorder is not None:
+            recorder.code_version(package.sha256)
 
     def drive(api: Any, image: str, on_interrupt: str) -> bool:
         api.check_access(settings.namespace)

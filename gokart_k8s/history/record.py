@@ -24,6 +24,9 @@ Event shapes (``type``):
     what is known of one node (by uid) now;
 ``nodes``
     ``known: false``: the driver cannot list the cluster's nodes;
+``code``
+    the code the steps run: ``version`` (the sha256 of the run's code package); the first one
+    stays (a later driver of the same run ships the same package);
 ``end``
     the driver ended: ``state`` (succeeded, failed, interrupted).
 
@@ -184,7 +187,7 @@ class RunRecord:
     namespace: str | None = None
     workspace: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
-    #: Version of the code the steps ran (None until code ships with the run).
+    #: Version of the code the steps ran: its code package's sha256 (None when the image held the code).
     code_version: str | None = None
     start: float | None = None
     end: float | None = None
@@ -328,6 +331,9 @@ def _apply(record: RunRecord, event: Mapping[str, Any], step_of: Callable[[str],
             _merge(step, {k: v for k, v in facts.items() if k not in ("cached", "attempts", "state")})
             if first:
                 step.cached = cached
+    elif kind == "code":
+        if record.code_version is None and event.get("version"):
+            record.code_version = str(event["version"])
     elif kind == "state":
         step = step_of(str(event["step"]))
         state = str(event.get("state") or "")

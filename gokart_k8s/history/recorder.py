@@ -211,6 +211,10 @@ class RunRecorder:
 
     # --- what the run tells ----------------------------------------------------------------------
 
+    def code_version(self, version: str) -> None:
+        """The steps run the code package ``version`` (its sha256)."""
+        self._emit("code", version=version)
+
     def step_state(self, spec: Any, state: str, detail: str = "") -> None:
         uid = spec.unique_id
         self._emit("state", step=uid, state=state, detail=detail)

@@ -362,6 +362,7 @@ def render_html(record: RunRecord, *, now: float | None = None, state: str | Non
         ("backend", record.backend),
         ("platform", record.platform),
         ("image", record.image or "-"),
+        ("code", (record.code_version or "")[:12] or "in the image"),
         ("evictions", str(t.evictions)),
         ("redone", _seconds(t.redone_seconds)),
         ("cost", _cost(t.cost)),

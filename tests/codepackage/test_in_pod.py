@@ -4,6 +4,7 @@ a package changed after upload is refused."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -95,6 +96,19 @@ def test_a_changed_step_runs_its_new_code_in_the_pods_without_a_new_image(tmp_pa
     )
     assert second.returncode == 0, second.stderr
     assert output_of(tmp_path / "ws2")["version"] == "v2"
+    # Each run's record names the package its steps ran, and the two differ.
+    versions = [recorded_code_version(tmp_path / ws) for ws in ("ws1", "ws2")]
+    assert all(
+        v and (tmp_path / ws / "gokart_k8s" / "code" / f"{v}.tar.gz").exists()
+        for v, ws in zip(versions, ("ws1", "ws2"), strict=True)
+    )
+    assert versions[0] != versions[1]
+
+
+def recorded_code_version(workspace: Path) -> str | None:
+    (snapshot,) = (workspace / "gokart_k8s" / "runs").glob("*/record.json")
+    value = json.loads(snapshot.read_text())["code_version"]
+    return None if value is None else str(value)
 
 
 def test_code_package_off_keeps_the_image_only_path(tmp_path: Path) -> None:
@@ -107,6 +121,7 @@ def test_code_package_off_keeps_the_image_only_path(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "code package" not in done.stderr
     assert output_of(tmp_path / "ws")["file"] == str(project / "cpkg_demo" / "steps.py")
+    assert recorded_code_version(tmp_path / "ws") is None  # the image held the code
     assert not (tmp_path / "ws" / "gokart_k8s" / "code").exists()
 
 
