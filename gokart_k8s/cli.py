@@ -205,7 +205,13 @@ def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touc
 def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     _root, plan = _plan(args, luigi_argv, args.backend, touch_cache=not args.no_cache_check)
     if args.output == "json":
-        print(json.dumps(plan.as_dict(), indent=2))
+        from gokart_k8s.cost.command import plan_cost_json
+
+        data = plan.as_dict()
+        cost = plan_cost_json(args, plan)
+        if cost is not None:
+            data["cost"] = cost
+        print(json.dumps(data, indent=2))
     else:
         print(plan.table())
         from gokart_k8s.cost.command import plan_report

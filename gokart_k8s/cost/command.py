@@ -21,7 +21,15 @@ from typing import Any
 
 from gokart_k8s.cost import generate
 from gokart_k8s.cost.config import CostOptions, load_cost_options
-from gokart_k8s.cost.estimate import History, compare, compare_table, estimate, history_from_records, table
+from gokart_k8s.cost.estimate import (
+    History,
+    PlanEstimate,
+    compare,
+    compare_table,
+    estimate,
+    history_from_records,
+    table,
+)
 from gokart_k8s.cost.machines import load_machines
 from gokart_k8s.cost.prices import AWS_REGION_FOR
 from gokart_k8s.cost.prices import table as price_table
@@ -254,23 +262,48 @@ def past_runs(plan: Plan) -> History | None:
 
 def plan_report(args: argparse.Namespace, plan: Plan) -> str:
     """What ``plan`` prints after its table: pool drift warnings always, cost with ``--cost``."""
+    found = _plan_cost(args, plan)
+    if found is None:
+        return ""
+    warnings, estimates = found
+    lines = [f"warning: {w}" for w in warnings]
+    if estimates and getattr(args, "compare_platforms", False):
+        lines.append(compare_table(estimates))
+    elif estimates:
+        lines.append(table(estimates[0][0]))
+    return "\n".join(lines)
+
+
+def plan_cost_json(args: argparse.Namespace, plan: Plan) -> dict[str, Any] | None:
+    """``plan --output json``'s ``cost`` member: the same warnings and estimates as the text, as data."""
+    found = _plan_cost(args, plan)
+    if found is None:
+        return None
+    warnings, estimates = found
+    return {
+        "warnings": warnings,
+        "estimates": [{**est.as_dict(), "problems": problems} for est, problems in estimates],
+    }
+
+
+def _plan_cost(args: argparse.Namespace, plan: Plan) -> tuple[list[str], list[tuple[PlanEstimate, list[str]]]] | None:
+    """Pool drift warnings and the cost estimates (one, or one per platform with
+    ``--compare-platforms``), or None when nothing was asked and there is nothing to warn of."""
     settings = plan.settings
     region = getattr(args, "region", None) or settings.region
     wants_cost = bool(getattr(args, "cost", False) or getattr(args, "compare_platforms", False))
     if not wants_cost and not (settings.platform == "gke-standard" and settings.pools and region):
-        return ""
+        return None
     options = _options(args, settings)
-    lines = [f"warning: {w}" for w in pool_drift(plan, options)]
-    if wants_cost:
-        if getattr(args, "compare_platforms", False):
-            from gokart_k8s.platforms import get_profile
+    warnings = list(pool_drift(plan, options))
+    estimates: list[tuple[PlanEstimate, list[str]]] = []
+    if getattr(args, "compare_platforms", False):
+        from gokart_k8s.platforms import get_profile
 
-            def check(platform: str, spec: StepSpec) -> list[str]:
-                return list(get_profile(dataclasses.replace(settings, platform=platform)).check(spec))
+        def check(platform: str, spec: StepSpec) -> list[str]:
+            return list(get_profile(dataclasses.replace(settings, platform=platform)).check(spec))
 
-            lines.append(compare_table(compare(_rows(plan), options=options, check=check, history=past_runs(plan))))
-        else:
-            lines.append(
-                table(estimate(_rows(plan), platform=settings.platform, options=options, history=past_runs(plan)))
-            )
-    return "\n".join(lines)
+        estimates = compare(_rows(plan), options=options, check=check, history=past_runs(plan))
+    elif wants_cost:
+        estimates = [(estimate(_rows(plan), platform=settings.platform, options=options, history=past_runs(plan)), [])]
+    return warnings, estimates

@@ -90,6 +90,37 @@ class PlanEstimate:
     def unknown(self) -> list[StepEstimate]:
         return [s for s in self.steps if not s.cached and s.cost is None]
 
+    def as_dict(self) -> dict[str, Any]:
+        """For ``plan --cost --output json``: amounts as numbers (USD, per hour for ``hourly``), None unknown."""
+
+        def number(value: Decimal | None) -> float | None:
+            return None if value is None else float(value)
+
+        return {
+            "platform": self.platform,
+            "region": self.region,
+            "total_usd": float(self.total),
+            "spot_usd": float(self.spot_total),
+            "unknown_steps": len(self.unknown),
+            "cluster_fee_per_hour": number(self.cluster_fee),
+            "steps": [
+                {
+                    "family": s.family,
+                    "cached": s.cached,
+                    "spot": s.spot,
+                    "where": s.where,
+                    "runtime_seconds": s.runtime_seconds,
+                    "runtime_source": s.runtime_source,
+                    "hourly_usd": number(s.hourly),
+                    "cost_usd": number(s.cost),
+                    "redone_seconds": number(s.redone_seconds),
+                    "redone_cost_usd": number(s.redone_cost),
+                    "note": s.note,
+                }
+                for s in self.steps
+            ],
+        }
+
     def total_text(self) -> str:
         """``1.2345 USD`` or ``at least 1.2345 USD (2 steps unknown)``."""
         text = f"{self.total:.4f} USD"

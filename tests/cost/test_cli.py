@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,21 @@ def test_plan_cost_prints_the_estimate_after_the_plan(capsys: Any, luigi_cfg: An
     assert code == 0
     assert "estimated total on gke-standard (asia-northeast1): at least 0.9" in out
     assert "run time unknown" in out
+
+
+def test_plan_cost_in_json_carries_the_same_estimates_as_data(capsys: Any, luigi_cfg: Any) -> None:
+    luigi_cfg("[gokart_k8s]\nplatform = gke-standard\nregion = asia-northeast1\n")
+    _, text, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost", "--compare-platforms")
+    code, out, _ = run(capsys, "plan", TASK, "--backend", "inline", "--cost", "--compare-platforms", "--output", "json")
+    assert code == 0
+    estimates = json.loads(out)["cost"]["estimates"]
+    assert [e["platform"] for e in estimates] == ["gke-standard", "gke-autopilot", "eks-karpenter"]
+    for est in estimates:
+        row = next(line for line in text.splitlines() if line.startswith(est["platform"] + " "))
+        assert f"{est['total_usd']:.4f}" in row, (row, est["total_usd"])
+        assert {s["family"] for s in est["steps"]} >= {"CostPrep", "CostTrain"}
+    _, plain, _ = run(capsys, "plan", TASK, "--backend", "inline", "--output", "json")
+    assert "cost" not in json.loads(plain)  # not asked for, not computed
 
 
 def test_plan_cost_compares_the_platforms(capsys: Any, luigi_cfg: Any) -> None:
