@@ -270,7 +270,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
     pools = profile.pools()
     # The platform's autoscaler, its timers compressed by time_scale; the driver's Spot fallback
     # timer is compressed alike, so a rehearsal shows it in seconds.
-    autoscaling = Autoscaling.for_platform(settings.platform)
+    autoscaling = Autoscaling.for_platform(settings.platform, **_catalog_prices(settings))
     settings = dataclasses.replace(
         settings, spot_unavailable_fallback_seconds=settings.spot_unavailable_fallback_seconds / autoscaling.time_scale
     )
@@ -422,6 +422,24 @@ def _report_cost(steps: Sequence[Any], settings: Settings, progress: ProgressDis
     except GokartK8sError as exc:
         line = f"cost: not estimated ({exc})"
     progress.log(line)
+
+
+def _catalog_prices(settings: Settings) -> dict[str, Any]:
+    """``prices=`` for the rehearsal's autoscaler: the catalog's, when a region is set and its
+    prices read (else the autoscaler's own linear stand-in)."""
+    if not settings.region or settings.platform in ("plain", "gke-autopilot"):
+        return {}
+    from gokart_k8s.cost.billing import CatalogNodePrices
+    from gokart_k8s.cost.config import load_cost_options
+    from gokart_k8s.cost.machines import load_machines
+    from gokart_k8s.errors import GokartK8sError
+    from gokart_k8s.localcluster.autoscaler.config import LinearPrices
+
+    try:
+        options = load_cost_options(region=settings.region)
+        return {"prices": CatalogNodePrices(settings.platform, options, load_machines(), LinearPrices())}
+    except GokartK8sError:
+        return {}
 
 
 def _cost_pricer(settings: Settings) -> Any:

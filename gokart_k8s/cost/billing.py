@@ -393,3 +393,37 @@ def node_cost_line(
             for c in unknown
         )
     return text
+
+
+@dataclass(frozen=True)
+class CatalogNodePrices:
+    """Node prices for the rehearsal's autoscaler from the price catalog (its ``Prices`` protocol,
+    :mod:`gokart_k8s.localcluster.autoscaler.config`): the price expander and Karpenter's cheapest
+    instance type then choose as the real ones do, by the region's list prices.
+
+    A node whose machine type the catalog does not price (a synthetic Karpenter shape, a declared
+    pool that names no machine type) is priced by ``fallback`` (per vCPU- and GiB-hour), so the
+    autoscaler always has a price to compare; the run's cost lines still say what they could not
+    price.
+    """
+
+    platform: str
+    options: CostOptions
+    machines: Sequence[Machine]
+    fallback: Any
+
+    def hourly(self, cpu: Decimal, memory_bytes: Decimal, gpu: int, spot: bool, machine_type: str) -> float:
+        cloud = "aws" if self.platform == "eks-karpenter" else "gcp"
+        machine = _machine(self.machines, cloud, machine_type, gpu)
+        if machine is not None:
+            quote = self.options.prices.machine_hour(
+                cloud,
+                _region_for(self.platform, self.options),
+                machine.machine_type,
+                gpus=machine.gpus,
+                accelerator=machine.accelerator,
+                spot=spot,
+            )
+            if quote.value is not None:
+                return float(quote.value)
+        return float(self.fallback.hourly(cpu, memory_bytes, gpu, spot, machine_type))

@@ -222,3 +222,21 @@ def test_the_node_cost_line_prices_pools_and_names_the_ones_it_cannot() -> None:
     assert "set [gokart_k8s] region" in node_cost_line(
         lifetimes, platform="gke-standard", options=CostOptions(), machines=MACHINES
     )
+
+
+def test_the_rehearsals_autoscaler_compares_nodes_by_the_catalogs_list_prices() -> None:
+    from gokart_k8s.cost.billing import CatalogNodePrices
+    from gokart_k8s.localcluster.autoscaler.config import LinearPrices
+    from gokart_k8s.runner import _catalog_prices
+    from gokart_k8s.settings import Settings
+
+    prices = _catalog_prices(Settings(platform="gke-standard", region="asia-northeast1"))["prices"]
+    assert isinstance(prices, CatalogNodePrices)
+    gib = Decimal(2**30)
+    # asia-northeast1 e2-standard-4: 0.17193 on-demand, 0.06878 Spot (the catalog's rows).
+    assert prices.hourly(Decimal("3.92"), 13 * gib, 0, False, "e2-standard-4") == pytest.approx(0.17193)
+    assert prices.hourly(Decimal("3.92"), 13 * gib, 0, True, "e2-standard-4") == pytest.approx(0.06878)
+    # A shape the catalog cannot price (a declared pool without a machine type) keeps a price.
+    linear = LinearPrices().hourly(Decimal(2), 8 * gib, 0, True, "2000mcpu-8Gi")
+    assert prices.hourly(Decimal(2), 8 * gib, 0, True, "2000mcpu-8Gi") == linear
+    assert _catalog_prices(Settings(platform="gke-standard")) == {}  # no region: the stand-in

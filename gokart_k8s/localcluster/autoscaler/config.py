@@ -60,7 +60,8 @@ class Prices(Protocol):
 class LinearPrices:
     """A price per vCPU-hour and GiB-hour, Spot a share of on-demand, a price per GPU-hour.
 
-    A stand-in until the price catalog (``gokart_k8s.cost``) is wired: the defaults are the E2
+    The stand-in when a rehearsal has no region (with one, the runner passes the price catalog's
+    list prices, :class:`gokart_k8s.cost.billing.CatalogNodePrices`): the defaults are the E2
     rates derived for asia-northeast1 from list prices (research notes
     cost-pools-reports.md B.3: 0.028025 USD per vCPU-hour, 0.003739 per GiB-hour, Spot about 40 %)
     and one T4 (0.37 on-demand, 0.1342 Spot, B.1). Only the *price expander* and Karpenter's
