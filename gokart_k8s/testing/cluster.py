@@ -8,6 +8,8 @@ Add ``pytest_plugins = ["gokart_k8s.testing.cluster"]`` to a ``conftest.py`` and
   pools, chaos or clocks; every cluster made is stopped after the test.
 - ``local_cluster_api``: a ``kubernetes.client.ApiClient`` for ``local_cluster``.
 - :func:`wait_for`: poll until a predicate on the cluster's state is truthy, with a deadline.
+- :func:`cluster_command`: ``gokart-k8s local-cluster start`` as a process, for kubectl and clients
+  of its kubeconfig; stopped with SIGTERM at the end of the block, its output kept.
 
 The clusters listen on 127.0.0.1 only and need no network. What they emulate is documented in
 ``docs/local-cluster.md``.
@@ -15,9 +17,15 @@ The clusters listen on 127.0.0.1 only and need no network. What they emulate is 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -104,3 +112,40 @@ def local_cluster_api(local_cluster: LocalCluster) -> Iterator[ApiClient]:
     client = local_cluster.api_client()
     yield client
     client.close()
+
+
+@dataclass
+class ClusterCommand:
+    """A running ``gokart-k8s local-cluster start``: its process and kubeconfig; ``output`` (stdout
+    and stderr) and ``returncode`` once the block has stopped it."""
+
+    process: subprocess.Popen[str]
+    kubeconfig: Path
+    output: str = ""
+    returncode: int | None = None
+
+
+@contextlib.contextmanager
+def cluster_command(cwd: Path, env: Mapping[str, str], *args: str, timeout: float = 120.0) -> Iterator[ClusterCommand]:
+    """Start ``gokart-k8s local-cluster start --kubeconfig <cwd>/kubeconfig [args]`` and yield once
+    its kubeconfig exists (the cluster answers by then); SIGTERM it when the block ends."""
+    kubeconfig = cwd / "kubeconfig"
+    argv = [sys.executable, "-m", "gokart_k8s", "local-cluster", "start", "--kubeconfig", str(kubeconfig), *args]
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    started = ClusterCommand(process, kubeconfig)
+    deadline = time.monotonic() + timeout
+    while not kubeconfig.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    if not kubeconfig.exists():
+        process.kill()
+        printed, _ = process.communicate(timeout=60)
+        raise AssertionError(f"local-cluster start wrote no kubeconfig in {timeout:g}s:\n{printed}")
+    try:
+        yield started
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        started.output, _ = process.communicate(timeout=60)
+        started.returncode = process.returncode

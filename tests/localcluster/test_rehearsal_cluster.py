@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.resources import BUILTIN_CLASSES, parse_quantity
 from gokart_k8s.settings import Settings
+from gokart_k8s.testing.cluster import cluster_command
 from tests.localcluster.kubectl_tool import KUBECTL, Stream, table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,24 +27,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_local_cluster_start_on_plain_has_the_rehearsals_pools_sized_for_the_largest_class(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    env = _env(GOKART_K8S_PLATFORM="plain")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gokart_k8s", "local-cluster", "start", "--kubeconfig", str(kubeconfig)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not kubeconfig.exists() and time.monotonic() < deadline and server.poll() is None:
-            time.sleep(0.1)
-        assert kubeconfig.exists()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        printed, _ = server.communicate(timeout=30)
+    with cluster_command(tmp_path, _env(GOKART_K8S_PLATFORM="plain"), timeout=60) as started:
+        pass
+    printed = started.output
     # Pools autoscale from their minimum (0 nodes), so compare the pools the command announces.
     got = {
         m.group(1): (m.group(2), m.group(3))
