@@ -8,6 +8,22 @@ import gokart
 import luigi
 
 import gokart_k8s
+from gokart_k8s.eviction import Eviction
+from gokart_k8s.resources import ResourceClass
+from gokart_k8s.steps import StepSpec
+
+
+def step_spec(family: str) -> StepSpec:
+    """The spec of a small tolerant step named ``family``, for tests of what the user sees."""
+    return StepSpec(
+        family=family,
+        module="m",
+        unique_id=family.lower() * 4,
+        task_id=family,
+        params={},
+        resource_class=ResourceClass(name="small"),
+        eviction=Eviction.TOLERATE,
+    )
 
 
 class Source(gokart.TaskOnKart[Any]):

@@ -18,25 +18,11 @@ import termios
 import threading
 from pathlib import Path
 
-from gokart_k8s.eviction import Eviction
 from gokart_k8s.progress import ProgressDisplay
-from gokart_k8s.resources import ResourceClass
-from gokart_k8s.steps import StepSpec
+from tests.core.pipelines import step_spec as spec
 
 REPO = Path(__file__).resolve().parents[2]
 STATUS = re.compile(r"\d+/\d+ done")
-
-
-def spec(family: str) -> StepSpec:
-    return StepSpec(
-        family=family,
-        module="m",
-        unique_id=family.lower() * 4,
-        task_id=family,
-        params={},
-        resource_class=ResourceClass(name="small"),
-        eviction=Eviction.TOLERATE,
-    )
 
 
 def set_columns(fd: int, columns: int) -> None:

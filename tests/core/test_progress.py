@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import io
 
-from gokart_k8s.eviction import Eviction
 from gokart_k8s.progress import ProgressDisplay
-from gokart_k8s.resources import ResourceClass
-from gokart_k8s.steps import StepSpec
-
-
-def spec(family: str) -> StepSpec:
-    return StepSpec(
-        family=family,
-        module="m",
-        unique_id=family.lower() * 4,
-        task_id=family,
-        params={},
-        resource_class=ResourceClass(name="small"),
-        eviction=Eviction.TOLERATE,
-    )
+from tests.core.pipelines import step_spec as spec
 
 
 class Terminal(io.StringIO):
