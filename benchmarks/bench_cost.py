@@ -38,6 +38,7 @@ Goal: (2) costs at most 45% of (1).
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -209,35 +210,21 @@ def main(argv: list[str] | None = None) -> None:
     gpu_pool = fixed_pool(by_type["g2-standard-12"], "shared-gpu")
     placement = {s.name: (gpu_pool if s.rc.gpu else big_pool, False) for s in steps}
     # Protected pods block scale-down: a node lives until its last pod ends (plus the unneeded time).
-    results.append(
-        node_billed(
-            "(1) all protected, shared big on-demand pool",
-            steps,
-            placement,
-            cloud="gcp",
-            region=args.region,
-            options=options,
-            machines=machines,
-            unneeded=CA_UNNEEDED_SECONDS,
-            rate=rate,
-        )
+    on_gke = functools.partial(
+        node_billed,
+        steps=steps,
+        cloud="gcp",
+        region=args.region,
+        options=options,
+        machines=machines,
+        unneeded=CA_UNNEEDED_SECONDS,
+        rate=rate,
     )
+    results.append(on_gke("(1) all protected, shared big on-demand pool", placement=placement))
 
     # (2) gke-standard, generated pools, Spot for tolerant steps.
     placement = generated_placement(steps, options, machines, cloud="gcp", region=args.region)
-    results.append(
-        node_billed(
-            "(2) gke-standard, generated pools + Spot",
-            steps,
-            placement,
-            cloud="gcp",
-            region=args.region,
-            options=options,
-            machines=machines,
-            unneeded=CA_UNNEEDED_SECONDS,
-            rate=rate,
-        )
-    )
+    results.append(on_gke("(2) gke-standard, generated pools + Spot", placement=placement))
 
     # (3) gke-autopilot: requests x rates; asia-southeast1's rates stand in where the region has none.
     autopilot_region = args.region
