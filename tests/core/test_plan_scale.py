@@ -181,3 +181,33 @@ def test_a_step_that_would_change_on_the_way_is_reported_while_it_is_to_run_not_
     assert any("x='4' becomes '4.0'" in p for p in _plan(root, "local-cluster").problems)
     _cache(root)
     assert _plan(root, "local-cluster").problems == []  # nothing runs, nothing travels
+
+
+BUILT: Counter[str] = Counter()
+
+
+class Spoke(gokart.TaskOnKart):
+    i = luigi.IntParameter()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        BUILT["Spoke"] += 1
+        super().__init__(*args, **kwargs)
+
+
+class Hub(gokart.TaskOnKart):
+    n = luigi.IntParameter()
+
+    def requires(self) -> Any:
+        return [Spoke(i=i) for i in range(self.n)]
+
+
+def test_proving_a_fan_in_builds_each_dependency_once_more_not_once_per_edge() -> None:
+    """The hub's values come back identical, so its pod builds the very spokes the driver built:
+    only each spoke's own proof rebuilds it (a 10,000-step fan-in built its spokes three times)."""
+    from luigi.task_register import Register
+
+    Register.clear_instance_cache()
+    BUILT.clear()
+    plan = _plan(Hub(n=50), "local-cluster")
+    assert (len(plan.rows), plan.problems) == (51, [])
+    assert BUILT["Spoke"] == 2 * 50  # the driver's, then each spoke's rebuild from its strings
