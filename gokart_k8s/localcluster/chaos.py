@@ -20,8 +20,9 @@ Random chaos (:class:`ChaosConfig`): a Poisson process per **running pod** with 
 disruptions per minute of running time. When a pod becomes Running the monkey draws its
 time-to-disruption from an exponential distribution and, if the pod is on a Spot node, whether it
 will be a preemption (probability ``preempt_share``) or an eviction; the draw is seeded by
-``(seed, namespace, Job name or pod name, attempt number)``, so the same seed and the same workload
-give the same plan whatever the thread timing. When the time comes the pod is disrupted only if
+``(seed, namespace, step, attempt number)`` (the step: its ``gokart-k8s.io/unique-id`` label, else
+the Job name, else the pod name), so the same seed and the same pipeline give the same plan
+whatever the thread timing, the cache or the code package. When the time comes the pod is disrupted only if
 it is still Running; protected pods are never evicted (but their Spot node may be preempted).
 Every disruption, random or asked for, is appended to ``chaos_log`` and recorded as an Event.
 """
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
+from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED, LABEL_UNIQUE_ID
 
 from . import resources as r
 from .kubelet import Kubelet
@@ -318,7 +319,11 @@ class ChaosMonkey(ControlLoop):
         if phase != "Running" or old_phase == "Running" or obj["metadata"].get("deletionTimestamp"):
             return
         meta = obj["metadata"]
-        owner = (meta.get("labels") or {}).get("batch.kubernetes.io/job-name") or meta["name"]
+        labels = meta.get("labels") or {}
+        # A step's pods are keyed by the step (its unique id), not by its Job's name: the name
+        # also hashes the cache and the code package (conventions.step_identity), which differ
+        # from run to run, and the demo's evictions should not.
+        owner = labels.get(LABEL_UNIQUE_ID) or labels.get("batch.kubernetes.io/job-name") or meta["name"]
         key = (meta["namespace"], owner)
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1

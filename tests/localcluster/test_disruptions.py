@@ -106,6 +106,22 @@ def test_chaos_with_a_seed_is_reproducible(local_cluster_factory: Any) -> None:
     assert {p[3] for p in plans[0]} <= {"evict", "preempt"}
 
 
+def test_chaos_plans_a_steps_pods_alike_whatever_its_jobs_name(local_cluster_factory: Any) -> None:
+    """A step's Job name hashes its cache and code package, which change from run to run; the
+    chaos plan follows the step (its unique-id label), so the demo evicts the same steps each time."""
+    delays = []
+    for job in ("step-aaaa-cache1", "step-aaaa-cache2"):
+        cluster: LocalCluster = local_cluster_factory(SPOT, chaos=ChaosConfig(seed=7, rate=1.0))
+        batch = client.BatchV1Api(cluster.api_client())
+        manifest = job_manifest(job, "sleep 30", backoffLimit=0)
+        manifest["spec"]["template"]["metadata"] = {"labels": {"gokart-k8s.io/unique-id": "aaaa"}}
+        batch.create_namespaced_job("default", manifest)
+        wait_for(lambda c=cluster: c.monkey.planned, what="a planned disruption")
+        delays.append([(owner, action, delay) for _ns, owner, _n, action, delay in cluster.monkey.planned])
+        cluster.stop()
+    assert delays[0] == delays[1] and delays[0][0][0] == "aaaa"
+
+
 def test_chaos_config_refuses_negative_rate() -> None:
     with pytest.raises(ValueError, match="rate"):
         ChaosConfig(rate=-1)
