@@ -54,6 +54,7 @@ from typing import Any, Literal, Protocol
 from gokart_k8s.cluster import ClusterAPI
 from gokart_k8s.cluster.adoption import decide
 from gokart_k8s.cluster.outcomes import Attempt, Outcome, OutcomeKind, attempt_of, classify, classify_pod
+from gokart_k8s.cluster.submission import Submitted, Submitter
 from gokart_k8s.cluster.watching import Change, Watcher
 from gokart_k8s.conventions import LABEL_IDENTITY, job_name, step_identity
 from gokart_k8s.errors import (
@@ -193,6 +194,9 @@ class _Run:
     spot: bool = False
     #: A submission waiting for the pods of replaced Jobs to stop: its on_demand flag.
     pending: bool | None = None
+    #: The Job name whose POST is in flight (cluster.submission), and whether its placement is Spot.
+    submitting: str | None = None
+    submitting_spot: bool = False
     pending_since: float | None = None
     #: Replaced Jobs: uid -> name (deletion retried while the cluster does not answer).
     replaced: dict[str, str] = field(default_factory=dict)
@@ -285,6 +289,7 @@ class _Driver:
         # Every Job of this identity, whichever run submitted it: that is what a rerun adopts.
         self.selector = job_selector(identity=self.identity)
         self.watcher: Watcher | None = None
+        self.submitter = Submitter(api, self.ns, workers=settings.submit_concurrency, wake=self._wake)
         # Where the API does not answer ("jobs"/"pods" watch, "requests"), and since when.
         self.unreachable: dict[str, str] = {}
         self.unreachable_since: float | None = None
@@ -309,6 +314,10 @@ class _Driver:
             run.log_tail.append(line)
             if self.log_sink is not None:
                 self.log_sink(run.spec.family, line)
+
+    def _wake(self) -> None:
+        if self.watcher is not None:
+            self.watcher.wake()
 
     def _notice(self, text: str) -> None:
         if self.notice is not None:
@@ -349,19 +358,23 @@ class _Driver:
                     self._lost("requests", str(exc))
                 error = self._gave_up()
                 if error is not None:
+                    self._settle_submissions()
                     kept = [r.job for r in self.runs if r.state == "in-flight" and r.job]
                     break
         except KeyboardInterrupt:
             interrupted = True
+            self._settle_submissions()
             kept = self._interrupt()
         finally:
+            self.submitter.close(timeout=0)
             self.watcher.stop()
         now = self.clock()
         for run in self.runs:
             if run.state == "in-flight":
                 run.report.state = "interrupted"
                 self._record_remaining(run)
-                self._state(run, "interrupted", f"Job {run.job} {'kept' if run.job in kept else 'deleted'}")
+                left = f"Job {run.job} {'kept' if run.job in kept else 'deleted'}" if run.job else "not submitted"
+                self._state(run, "interrupted", left)
             if run.started is not None and run.report.seconds is None:
                 run.report.seconds = now - run.started
         return RunReport([r.report for r in self.runs], interrupted, kept, now - began, error)
@@ -375,6 +388,8 @@ class _Driver:
         change = watcher.get(timeout=_TICK_SECONDS)
         touched: set[int] = set()
         for c in ([change] if change else []) + watcher.drain():
+            if c.type == "WAKE":
+                continue  # news from the submitter: taken below
             if c.type == "ERROR":
                 self._lost(c.resource, str(c.object.get("message") or "the watch failed"))
                 continue
@@ -384,6 +399,8 @@ class _Driver:
             owner = self._apply(c)
             if owner is not None:
                 touched.add(id(owner))
+        for answer in self.submitter.results():
+            self._submitted(answer)
         for run in in_flight:
             waiting = run.unschedulable_since is not None or run.ending_since is not None or run.pending is not None
             if run.state == "in-flight" and (id(run) in touched or waiting):
@@ -510,7 +527,8 @@ class _Driver:
         run.unschedulable_since = None
         self.followed[uid] = run
         self.job_uids.add(uid)
-        self.jobs[name] = job
+        if _uid(self.jobs.get(name) or {}) != uid:
+            self.jobs[name] = job  # else the watch's copy, at least as new as a POST's answer
 
     def _replace(self, run: _Run, *, on_demand: bool, retire: Sequence[str] = ()) -> None:
         """Delete the ``retire`` Jobs, then submit the step once their pods have stopped (never two at once)."""
@@ -523,8 +541,8 @@ class _Driver:
 
     def _submit_pending(self, run: _Run) -> None:
         on_demand = run.pending
-        if on_demand is None:
-            return
+        if on_demand is None or run.submitting is not None:
+            return  # nothing to submit, or its POST is in flight: at most one per step
         for name in sorted(run.undeleted):
             self.api.delete_job(self.ns, name)  # the cluster did not answer before; try again
             run.undeleted.discard(name)
@@ -553,6 +571,7 @@ class _Driver:
         self._submit(run, on_demand=on_demand)
 
     def _submit(self, run: _Run, *, on_demand: bool) -> None:
+        """Build the step's Job and hand it to the submitter; the answer is applied by :meth:`_submitted`."""
         spec = run.spec
         name = self._name(run, on_demand=on_demand)
         try:
@@ -567,19 +586,41 @@ class _Driver:
                 name=name,
                 identity=self.identity,
             )
-            job, created = self._create(manifest, name)
-        except ClusterUnreachableError:
-            raise  # the loop retries the submission while it waits for the cluster
-        except (ClusterError, GokartK8sError) as exc:
+        except GokartK8sError as exc:
             run.pending = None
             self._fail(run, None, error=exc)
             return
+        run.submitting, run.submitting_spot = name, bool(placement.spot)
+        self.submitter.submit(spec.unique_id, name, manifest)
+
+    def _submitted(self, answer: Submitted) -> None:
+        """Apply the answer to a step's POST, on the loop, as if the loop had made the call itself."""
+        run = self.by_uid[answer.key]
+        run.submitting = None
+        on_demand = run.pending
+        if answer.cancelled:
+            return
+        if run.state != "in-flight" or on_demand is None:
+            if answer.created and answer.job is not None:
+                self._retire(run, answer.name)  # the step ended meanwhile: no Job of ours left unknown
+            return
+        exc = answer.error
+        if isinstance(exc, ClusterUnreachableError):
+            self._lost("submissions", str(exc))
+            return  # still pending: submitted again on a later turn
+        if exc is not None and not isinstance(exc, GokartK8sError):
+            raise exc  # a bug, not an answer of the API
+        self._reachable("submissions")
         run.pending = None
-        run.spot = bool(placement.spot)
-        theirs = (_meta(job).get("labels") or {}).get(LABEL_IDENTITY)
-        if not created and theirs != self.identity:
+        if exc is not None or answer.job is None:
+            self._fail(run, None, error=exc if isinstance(exc, GokartK8sError) else None)
+            return
+        spec, name, job, created = run.spec, answer.name, answer.job, answer.created
+        run.spot = run.submitting_spot
+        if not created and not self._ours(job):
             # Not a Job of this step as this run defines it (another cache or image): following it
             # would report its outputs as ours, and its events are outside this run's watch.
+            theirs = (_meta(job).get("labels") or {}).get(LABEL_IDENTITY)
             self._fail(
                 run,
                 None,
@@ -595,21 +636,35 @@ class _Driver:
         self._follow_job(run, job, on_demand=on_demand)
         if created:
             self._state(run, "submitted", name)
-            return
-        # Created meanwhile by another driver of the same identity: follow it, whatever its state.
-        run.report.adopted = True
-        self._state(run, "submitted", f"adopted Job {name}")
+        else:
+            # Created meanwhile by another driver of the same identity: follow it, whatever its state.
+            run.report.adopted = True
+            self._state(run, "submitted", f"adopted Job {name}")
+        # The watch may have told of the Job and its pods before this answer came: catch up.
         self._evaluate(run)
 
-    def _create(self, manifest: Mapping[str, Any], name: str) -> tuple[dict[str, Any], bool]:
-        # A Job we (or a previous driver) just deleted may still be going away: its name is taken
-        # until the garbage collector is done. Wait for it rather than adopt a dying Job.
-        for _ in range(60):
-            job, created = self.api.create_job(self.ns, manifest)
-            if created or not _meta(job).get("deletionTimestamp"):
-                return job, created
-            time.sleep(0.5)
-        raise ClusterError(f"Job {name} is still being deleted after 30 s; delete it by hand and rerun.")
+    def _ours(self, job: Mapping[str, Any]) -> bool:
+        return (_meta(job).get("labels") or {}).get(LABEL_IDENTITY) == self.identity
+
+    def _settle_submissions(self) -> None:
+        """Before in-flight Jobs are deleted or named: no POST left that could create a Job unseen.
+
+        Queued submissions are dropped unsent; sent ones are waited for (one request timeout), and
+        the Jobs they created join the step's report. A POST still unanswered may yet create its
+        Job: its (deterministic) name is taken as the step's Job, so it is deleted or named too.
+        """
+        unanswered = self.submitter.close(timeout=self.settings.request_timeout_seconds)
+        for answer in self.submitter.results():
+            run = self.by_uid[answer.key]
+            run.submitting = None
+            job = answer.job
+            if job is not None and run.state == "in-flight" and (answer.created or self._ours(job)):
+                self._follow_job(run, job, on_demand=bool(run.pending))
+                run.pending = None
+        for name in unanswered:
+            run = self.names[name]
+            if run.state == "in-flight":
+                run.job = run.report.job = name
 
     def _start_watch(self, watcher: Watcher) -> None:
         """Start ``watcher``; every object of its initial listing counts as a change."""

@@ -191,6 +191,13 @@ class Settings:
         default=16,
         metadata=_doc("Steps submitted at once (count). Bounds cluster load and driver memory."),
     )
+    submit_concurrency: int = field(
+        default=8,
+        metadata=_doc(
+            "Job creations (POSTs) the driver keeps in flight at once (count), so it never waits on "
+            "one API call at a time; 1 submits one Job after another."
+        ),
+    )
     eviction_retries: int = field(
         default=10,
         metadata=_doc(

@@ -56,7 +56,7 @@ class Change:
     ``ERROR`` changes carry a message in ``object["message"]``: the watch could not be resumed for
     now (it keeps trying); the driver may show it. ``RECONNECTED`` (empty object) follows the first
     successful LIST after ``ERROR`` changes of the same resource. Source ``api`` is the liveness
-    probe (only ``ERROR`` and ``RECONNECTED``).
+    probe (``ERROR`` and ``RECONNECTED``), or :meth:`Watcher.wake` (``WAKE``: nothing to apply).
     """
 
     resource: Source
@@ -150,6 +150,14 @@ class Watcher:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`get` return now, with a ``WAKE`` change of source ``api``.
+
+        For news that does not come from the watches (a submission answered, a log read): the
+        driver's loop waits on this one queue and should not sleep through it.
+        """
+        self._queue.put(Change("api", "WAKE"))
 
     def drain(self) -> list[Change]:
         """Every change already queued, without waiting."""

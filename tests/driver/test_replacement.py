@@ -91,6 +91,13 @@ def driver_for(api: RecordingCluster, settings: Settings) -> tuple[_Driver, _Run
     return driver, run, job_name(run.spec.family, run.spec.unique_id, step_identity(IMAGE, ENV))
 
 
+def settle(driver: _Driver) -> None:
+    """Wait for the driver's Job creations in flight, and apply their answers as its loop does."""
+    assert driver.submitter.settle(timeout=30)
+    for answer in driver.submitter.results():
+        driver._submitted(answer)
+
+
 def old_job(name: str) -> dict[str, Any]:
     """A Job of an earlier run that failed, as the API lists it."""
     return {
@@ -114,13 +121,16 @@ def test_the_replacement_of_a_failed_job_waits_until_the_old_pod_has_stopped() -
     driver._apply(Change("pods", "MODIFIED", old_pod(name, "Running")))
 
     driver._start(run)
+    settle(driver)
     assert (api.deleted, api.created) == ([name], [])  # deleted, but its pod still runs: not yet
     driver._evaluate(run)
+    settle(driver)
     assert api.created == []
 
     touched = driver._apply(Change("pods", "MODIFIED", old_pod(name, "Failed")))
     assert touched is run
     driver._evaluate(run)
+    settle(driver)
     assert api.created == [name]  # the same name, now that nothing of the old Job runs
 
 
@@ -129,6 +139,7 @@ def test_the_deletion_of_the_replaced_job_is_not_mistaken_for_the_loss_of_its_re
     driver, run, name = driver_for(api, Settings())
     driver._apply(Change("jobs", "MODIFIED", old_job(name)))
     driver._start(run)
+    settle(driver)
     assert api.created == [name] and run.job_uid == "new-1"
 
     # The watch reports the old Job (same name, old uid) going away, late.
@@ -153,6 +164,7 @@ def test_a_job_name_taken_by_a_job_of_another_identity_is_never_adopted() -> Non
     api = _TakenNameCluster()
     driver, run, name = driver_for(api, Settings())
     driver._start(run)
+    settle(driver)
     assert run.report.state == "failed" and not run.report.adopted and run.job is None
     assert f"the Job name {name} is taken by a Job that is not this step's" in str(run.report.error)
     assert api.deleted == []  # not ours to delete
@@ -166,7 +178,9 @@ def test_a_job_an_earlier_driver_was_deleting_is_waited_for_too() -> None:
     driver._apply(Change("jobs", "MODIFIED", dying))
     driver._apply(Change("pods", "MODIFIED", old_pod(name, "Running")))
     driver._start(run)
+    settle(driver)
     assert (api.deleted, api.created) == ([], [])  # not ours to delete, and its pod still runs
     driver._apply(Change("pods", "DELETED", old_pod(name, "Running")))
     driver._evaluate(run)
+    settle(driver)
     assert api.created == [name]
