@@ -3,17 +3,25 @@
 Run::
 
     PYTHONPATH=. python benchmarks/bench_driver.py [--steps 200] [--in-flight 500] [--luigi-workers 16]
+        [--submitters N] [--compare-submitters 1] [--no-logs]
 
 Three phases, each against a fresh embedded local cluster running in a *child process* (so the
 driver's memory is measured alone, and requests are counted at the server):
 
 1. gokart_k8s ``run_steps`` on a fan-out/fan-in graph of ``--steps`` steps (one source, N-2
-   middles, one sink);
+   middles, one sink), with live logs on as ``gokart-k8s run`` has them by default (``--no-logs``:
+   off);
 2. luigi ``KubernetesJobTask`` (pykube-ng) running the same graph through ``luigi.build`` with
    ``--luigi-workers`` workers, polling every second (luigi's default is 5 s: fewer requests but
    at least 5-10 s per step);
 3. gokart_k8s with ``--in-flight`` independent steps all in flight at once: driver peak memory
-   (``ru_maxrss`` of this process and the tracemalloc peak of the driver call).
+   (``ru_maxrss`` of this process and the tracemalloc peak of the driver call), and the peak
+   number of pods Running at once, sampled from the cluster's store every 0.1 s -- measured, not
+   assumed. The cluster has enough nodes for them all (110 pods per node, the kubelet's default
+   ``maxPods``, https://kubernetes.io/docs/reference/config-api/kubelet-config.v1beta1/, so 500
+   pods need 5 nodes), and ``max_concurrent_steps`` is ``--in-flight``. With
+   ``--compare-submitters 1`` the phase runs again with one submitter (one POST at a time), side
+   by side: the server's time from the first Job POST to the last shows the difference.
 
 The steps are trivial on purpose: every pod runs ``python -c "print('ok')"`` (phase 3:
 ``sleep``), on both sides, so the figures measure the drivers rather than the steps. For the
@@ -52,8 +60,9 @@ from gokart_k8s.resources import ResourceClass
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import collect
 
-#: One big node: the benchmark measures drivers, not scheduling.
-BENCH_POOL = NodePool("bench", cpu="2000", memory="4Ti")
+#: Big nodes: the benchmark measures drivers, not scheduling. A node holds at most 110 pods (the
+#: kubelet's default maxPods, GKE Standard's default too), so 500 pods at once need 5 nodes.
+PODS_PER_NODE = 110
 TRIVIAL = ["python", "-c", "print('ok')"]
 CLASS = ResourceClass(cpu="1m", memory="64Mi", name="bench")
 
@@ -61,11 +70,15 @@ CLASS = ResourceClass(cpu="1m", memory="64Mi", name="bench")
 # --- the cluster, in a child process, counting requests at the server ---------------------------
 
 
-def _serve(conn: multiprocessing.connection.Connection, workdir: str) -> None:
+def _serve(conn: multiprocessing.connection.Connection, workdir: str, nodes: int) -> None:
+    import threading
+
     from gokart_k8s.localcluster import LocalCluster
+    from gokart_k8s.localcluster import resources as r
     from gokart_k8s.localcluster import server as server_module
 
     counts: collections.Counter[str] = collections.Counter()
+    posts: list[float] = []
     original = server_module._Handler._dispatch
 
     def counting(self: Any, method: str) -> None:
@@ -79,27 +92,47 @@ def _serve(conn: multiprocessing.connection.Connection, workdir: str) -> None:
         watch = "watch=true" in query or "watch=1" in query
         counts["total"] += 1
         counts["WATCH " + what if watch else f"{method} {what}"] += 1
+        if method == "POST" and what == "jobs":
+            posts.append(time.monotonic())
         original(self, method)
 
     server_module._Handler._dispatch = counting  # type: ignore[method-assign]
-    cluster = LocalCluster([BENCH_POOL], workdir=Path(workdir), max_events=200_000).start()
+    pool = NodePool("bench", cpu="2000", memory="4Ti", nodes=nodes)
+    cluster = LocalCluster([pool], workdir=Path(workdir), max_events=200_000).start()
     kubeconfig = cluster.write_kubeconfig(Path(workdir) / "kubeconfig")
+    peak = {"running": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        # The pods Running at once, as the cluster's own store has them (not as the driver believes).
+        while not stop.wait(0.1):
+            pods, _ = cluster.store.list(r.POD, copy=False)
+            running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+            peak["running"] = max(peak["running"], running)
+
+    threading.Thread(target=sample, daemon=True).start()
     conn.send(str(kubeconfig))
     while True:
         command = conn.recv()
         if command == "counts":
-            conn.send(dict(counts))
+            out = dict(counts)
+            out["peak running pods"] = peak["running"]
+            out["nodes"] = nodes
+            out["POST jobs span ms"] = int(1000 * (posts[-1] - posts[0])) if posts else 0
+            conn.send(out)
         elif command == "stop":
+            stop.set()
             cluster.stop()
             conn.send("stopped")
             return
 
 
 class ClusterProcess:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, *, pods: int = PODS_PER_NODE) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, workdir), daemon=True)
+        nodes = max(1, -(-pods // PODS_PER_NODE))
+        self.process = ctx.Process(target=_serve, args=(child, workdir, nodes), daemon=True)
         self.process.start()
         self.kubeconfig: str = self.conn.recv()
 
@@ -173,8 +206,16 @@ def _swap_command(command: list[str]) -> Callable[[], None]:
     return restore
 
 
-def run_gokart_k8s(kubeconfig: str, roots: list[Any], *, concurrency: int, command: list[str]) -> tuple[float, int]:
-    settings = Settings(max_concurrent_steps=concurrency, watch_timeout_seconds=60)
+def run_gokart_k8s(
+    kubeconfig: str,
+    roots: list[Any],
+    *,
+    concurrency: int,
+    command: list[str],
+    submitters: int,
+    log_sink: Callable[[str, str], None] | None = None,
+) -> tuple[float, int]:
+    settings = Settings(max_concurrent_steps=concurrency, watch_timeout_seconds=60, submit_concurrency=submitters)
     steps, problems = collect(roots, settings)
     assert not problems, problems
     api = connect(kubeconfig=kubeconfig)
@@ -190,6 +231,7 @@ def run_gokart_k8s(kubeconfig: str, roots: list[Any], *, concurrency: int, comma
             env={},
             profile=get_profile(settings),
             is_complete=_nothing_cached_then_all_committed(),
+            log_sink=log_sink,
         )
         seconds = time.monotonic() - began
     finally:
@@ -262,9 +304,16 @@ def run_luigi(kubeconfig: str, n: int, workers: int, out: str) -> float:
 # --- main ------------------------------------------------------------------------------------
 
 
+_FIGURES = ("total", "peak running pods", "nodes", "POST jobs span ms")
+
+
 def _requests_table(name: str, counts: dict[str, int], steps: int) -> str:
-    parts = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "total")
-    return f"  {name:<22} {counts.get('total', 0):>6} requests  {counts.get('total', 0) / steps:6.2f}/step  ({parts})"
+    total = counts.get("total", 0)
+    lines = [f"  {name:<22} {total:>6} requests  {total / steps:6.2f}/step"]
+    for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if key not in _FIGURES:
+            lines.append(f"      {key:<34} {value:>6}  {value / steps:6.2f}/step")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -274,7 +323,14 @@ def main() -> int:
     parser.add_argument("--luigi-workers", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=64, help="max_concurrent_steps of phase 1")
     parser.add_argument("--skip-luigi", action="store_true")
+    parser.add_argument(
+        "--submitters", type=int, default=Settings().submit_concurrency, help="submit_concurrency (Job POSTs in flight)"
+    )
+    parser.add_argument("--compare-submitters", type=int, default=0, help="phase 3 again with this many submitters")
+    parser.add_argument("--no-logs", action="store_true", help="phase 1 without live logs (the CLI's --no-logs)")
     args = parser.parse_args()
+    log_lines: list[tuple[str, str]] = []
+    sink = None if args.no_logs else lambda step, line: log_lines.append((step, line))
     n = args.steps
     with tempfile.TemporaryDirectory() as tmp:
         config = luigi.configuration.get_config()
@@ -283,7 +339,12 @@ def main() -> int:
         cluster = ClusterProcess(f"{tmp}/c1")
         try:
             ours_seconds, ours_steps = run_gokart_k8s(
-                cluster.kubeconfig, [BenchSink(n=n - 2)], concurrency=args.concurrency, command=TRIVIAL
+                cluster.kubeconfig,
+                [BenchSink(n=n - 2)],
+                concurrency=args.concurrency,
+                command=TRIVIAL,
+                submitters=args.submitters,
+                log_sink=sink,
             )
             ours = cluster.counts()
         finally:
@@ -300,7 +361,7 @@ def main() -> int:
                 cluster.stop()
 
         before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        cluster = ClusterProcess(f"{tmp}/c3")
+        cluster = ClusterProcess(f"{tmp}/c3", pods=args.in_flight)
         try:
             tracemalloc.start()
             flight_seconds, flight_steps = run_gokart_k8s(
@@ -308,15 +369,33 @@ def main() -> int:
                 [BenchIndependent(i=i) for i in range(args.in_flight)],
                 concurrency=args.in_flight,
                 command=["sleep", "20"],
+                submitters=args.submitters,
             )
             _, traced_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             flight = cluster.counts()
         finally:
             cluster.stop()
-    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        compared: dict[str, int] = {}
+        compared_seconds = float("nan")
+        if args.compare_submitters:
+            cluster = ClusterProcess(f"{tmp}/c4", pods=args.in_flight)
+            try:
+                compared_seconds, _ = run_gokart_k8s(
+                    cluster.kubeconfig,
+                    [BenchIndependent(i=i) for i in range(args.in_flight)],
+                    concurrency=args.in_flight,
+                    command=["sleep", "20"],
+                    submitters=args.compare_submitters,
+                )
+                compared = cluster.counts()
+            finally:
+                cluster.stop()
 
+    logs = "off (--no-logs)" if args.no_logs else f"live logs on as the CLI default ({len(log_lines)} lines)"
     print(f"\nfan-out/fan-in, {n} steps (1 source, {n - 2} middles, 1 sink), trivial pods, same local cluster")
+    print(f"  gokart_k8s: {logs}, submit_concurrency={args.submitters}")
     print(_requests_table("gokart_k8s driver", ours, ours_steps))
     if theirs:
         print(_requests_table(f"luigi ({args.luigi_workers} workers)", theirs, n))
@@ -329,8 +408,17 @@ def main() -> int:
             f"(target <= 0.200: {'met' if ratio <= 0.2 else 'MISSED'})"
         )
         print(f"  wall time ratio gokart_k8s/luigi     = {ours_seconds / theirs_seconds:.3f}")
-    print(f"\n{flight_steps} independent steps all in flight (pods sleep 20 s)")
+    print(f"\n{flight_steps} independent steps all in flight (pods sleep 20 s), {flight['nodes']} nodes of 110 pods")
     print(_requests_table("gokart_k8s driver", flight, flight_steps))
+    print(f"  {'':<22} {'submitters':>10} {'peak Running pods':>18} {'first->last POST':>17} {'wall':>8}")
+    rows = [(args.submitters, flight, flight_seconds)]
+    if compared:
+        rows.append((args.compare_submitters, compared, compared_seconds))
+    for submitters, counts, seconds in rows:
+        print(
+            f"  {'':<22} {submitters:>10} {counts['peak running pods']:>18} "
+            f"{counts['POST jobs span ms'] / 1000:>15.1f} s {seconds:>6.1f} s"
+        )
     print(
         f"  wall time {flight_seconds:.1f} s; driver tracemalloc peak {traced_peak / 2**20:.1f} MB; "
         f"process ru_maxrss {maxrss_mb:.1f} MB, {before_mb:.1f} MB before this phase "

@@ -13,13 +13,17 @@ One process, one loop, no poller per step:
    :mod:`gokart_k8s.cluster.adoption`: a running one is *adopted* and followed, at most one is
    ever active, and a replacement is submitted only after the pods of the Job it replaces have
    stopped. Jobs are followed by uid, so the deletion of a Job this driver replaced is never
-   mistaken for the loss of its replacement.
+   mistaken for the loss of its replacement. The POSTs themselves are sent by a small pool
+   (:mod:`gokart_k8s.cluster.submission`, ``submit_concurrency`` at once), so the loop never waits
+   on one API call at a time; their answers are applied on the loop, the one owner of step state.
 4. **Follow.** A :class:`~gokart_k8s.cluster.watching.Watcher` keeps one watch on the Jobs of the
    run's identity and one on their pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). With a
-   ``log_sink``, each *running* pod's log is streamed live (``follow=true``, one daemon thread per
-   running pod, so at most ``max_concurrent_steps``) and handed over line by line with the step's
-   name; if a stream breaks, the rest is read once when the pod ends. Without one, only a failed
-   pod's last lines are read, for the advice.
+   ``log_sink``, each *running* pod's log is streamed live (``follow=true``, one thread per
+   running pod, at most ``max_concurrent_steps``) and handed over line by line with the step's
+   name; a pod seen only once it ended, or whose stream broke, is read once. All of it happens off
+   the loop (:mod:`gokart_k8s.cluster.logs`): a step is decided once its pods' logs are in (the
+   advice may quote them), at most a few seconds later. Without a sink, only a failed pod's last
+   lines are read, for the advice.
 5. **Evictions never spend the user's retry budget.** The Job's podFailurePolicy ``Ignore`` rule
    lets the Job controller replace an evicted pod by itself; the driver only counts evictions per
    step. After ``fallback_after_evictions`` a tolerant step on Spot is moved to on-demand capacity
@@ -44,7 +48,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +56,7 @@ from typing import Any, Literal, Protocol
 
 from gokart_k8s.cluster import ClusterAPI
 from gokart_k8s.cluster.adoption import decide
+from gokart_k8s.cluster.logs import LogReader
 from gokart_k8s.cluster.outcomes import Attempt, Outcome, OutcomeKind, attempt_of, classify, classify_pod
 from gokart_k8s.cluster.submission import Submitted, Submitter
 from gokart_k8s.cluster.watching import Change, Watcher
@@ -211,29 +215,12 @@ class _Run:
     ending_since: float | None = None
     last_state: tuple[str, str] = ("", "")
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_LOG_TAIL))
-    #: Log followers of this step's pods, by pod uid.
-    followers: dict[str, _Follower] = field(default_factory=dict)
+    #: Ended pods whose log is not all delivered yet: the step is decided once it is (cluster.logs).
+    awaiting_logs: bool = False
 
     @property
     def spec(self) -> StepSpec:
         return self.step.spec
-
-
-@dataclass
-class _Follower:
-    """Streams one running pod's log lines to the log sink as they are written.
-
-    One daemon thread per *running* pod (so at most ``max_concurrent_steps`` at once); the Jobs
-    themselves are still followed by the one multiplexed watch. If the stream breaks, the rest of
-    the log is read once when the pod ends.
-    """
-
-    thread: threading.Thread | None = None
-    lines: int = 0
-    complete: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
-    #: Set once the pod's end was handled: a late line from a stuck stream is dropped, not repeated.
-    superseded: bool = False
 
 
 class _Driver:
@@ -290,6 +277,13 @@ class _Driver:
         self.selector = job_selector(identity=self.identity)
         self.watcher: Watcher | None = None
         self.submitter = Submitter(api, self.ns, workers=settings.submit_concurrency, wake=self._wake)
+        self.logs = LogReader(
+            api,
+            self.ns,
+            deliver=lambda key, line: self._log(self.by_uid[key], line),
+            wake=self._wake,
+            followers=max(1, settings.max_concurrent_steps),
+        )
         # Where the API does not answer ("jobs"/"pods" watch, "requests"), and since when.
         self.unreachable: dict[str, str] = {}
         self.unreachable_since: float | None = None
@@ -367,6 +361,7 @@ class _Driver:
             kept = self._interrupt()
         finally:
             self.submitter.close(timeout=0)
+            self.logs.stop()
             self.watcher.stop()
         now = self.clock()
         for run in self.runs:
@@ -402,7 +397,12 @@ class _Driver:
         for answer in self.submitter.results():
             self._submitted(answer)
         for run in in_flight:
-            waiting = run.unschedulable_since is not None or run.ending_since is not None or run.pending is not None
+            waiting = (
+                run.unschedulable_since is not None
+                or run.ending_since is not None
+                or run.pending is not None
+                or run.awaiting_logs
+            )
             if run.state == "in-flight" and (id(run) in touched or waiting):
                 self._evaluate(run)
         return True
@@ -757,6 +757,7 @@ class _Driver:
         catalog = self.settings.catalog
         pods = self.pods.get(job_uid, {})
         running = False
+        awaiting = False
         unsettled: list[Mapping[str, Any]] = []
         for uid, pod in list(pods.items()):
             run.pod_uids.add(uid)
@@ -766,19 +767,24 @@ class _Driver:
             ended = classify_pod(pod, job=job, deleted=deleted, catalog=catalog)
             if not ended.final:
                 running = running or ended.kind is OutcomeKind.RUNNING
-                if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None and uid not in run.followers:
-                    self._follow(run, uid, str(_meta(pod).get("name")))
+                if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None:
+                    self.logs.follow(run.spec.unique_id, uid, str(_meta(pod).get("name")))
                 if not deleted:
                     unsettled.append(pod)
+                continue
+            if not self._log_settled(run, uid, pod, deleted):
+                awaiting = True  # decided on a later turn, with its log (the advice may need it)
                 continue
             run.counted.add(uid)
             if self.recorder is not None:
                 self.recorder.pod_ended(run.spec, pod, ended)
-            self._read_log(run, pod, deleted)
             self._record(run, uid, pod, ended)
             if ended.kind is OutcomeKind.EVICTED:
                 if self._evicted(run, ended):
                     return
+        run.awaiting_logs = awaiting
+        if awaiting:
+            return
         run.report.attempts = len(run.pod_uids)
         live = [p for u, p in pods.items() if u not in self.deleted_pods]
         outcome = classify(job, live, log_tail=list(run.log_tail), catalog=catalog)
@@ -791,10 +797,13 @@ class _Driver:
                 run.ending_since = now
             if now - run.ending_since < _POD_END_GRACE_SECONDS:
                 return
+            if not all([self._log_settled(run, _uid(p), p, False) for p in unsettled]):
+                run.awaiting_logs = True
+                return
+            run.awaiting_logs = False
             for ended_pod in unsettled:
                 pod_uid = _uid(ended_pod)
                 run.counted.add(pod_uid)
-                self._read_log(run, ended_pod, False)
                 self._record(run, pod_uid, ended_pod, classify_pod(ended_pod, job=job, catalog=catalog))
             outcome = classify(job, live, log_tail=list(run.log_tail), catalog=catalog)
         if outcome.kind is OutcomeKind.SUCCEEDED:
@@ -868,48 +877,15 @@ class _Driver:
                 self._record(run, pod_uid, pod, classify_pod(pod, deleted=pod_uid in self.deleted_pods))
         run.report.attempts = max(run.report.attempts, len(run.pod_uids))
 
-    def _follow(self, run: _Run, uid: str, pod_name: str) -> None:
-        follower = _Follower()
-        run.followers[uid] = follower
+    def _log_settled(self, run: _Run, uid: str, pod: Mapping[str, Any], deleted: bool) -> bool:
+        """True once an ended pod's log is all delivered; asks the log reader, never waits (cluster.logs).
 
-        def stream() -> None:
-            try:
-                for line in self.api.follow_pod_log(self.ns, pod_name):
-                    if follower.superseded:
-                        return
-                    follower.lines += 1
-                    self._log(run, line)
-                follower.complete = True
-            except ClusterError:
-                pass  # the rest is read when the pod ends
-            finally:
-                follower.done.set()
-
-        follower.thread = threading.Thread(target=stream, name=f"log-{pod_name}", daemon=True)
-        follower.thread.start()
-
-    def _read_log(self, run: _Run, pod: Mapping[str, Any], deleted: bool) -> None:
-        follower = run.followers.get(str(_meta(pod).get("uid") or ""))
-        if follower is not None:
-            # The container has ended, so its log stream ends too; give it a moment to drain.
-            follower.done.wait(5.0)
-            follower.superseded = True
-            if follower.complete:
-                return
-        if deleted or (self.log_sink is None and (pod.get("status") or {}).get("phase") != "Failed"):
-            return
-        try:
-            text = self.api.read_pod_log(
-                self.ns, str(_meta(pod).get("name")), tail_lines=None if self.log_sink else _LOG_TAIL
-            )
-        except ClusterError as exc:
-            # The log is for the user and the advice; losing it must not lose the pod's outcome.
-            self._log(run, f"(the log of pod {_meta(pod).get('name')} could not be read: {exc})")
-            return
-        if follower is not None:
-            # Only what the broken stream had not delivered yet.
-            text = "\n".join(text.splitlines()[follower.lines :])
-        self._log(run, text)
+        With a log sink every log is shown; without one only a failed pod's last lines are read,
+        for the advice.
+        """
+        want = not deleted and (self.log_sink is not None or (pod.get("status") or {}).get("phase") == "Failed")
+        name = str(_meta(pod).get("name"))
+        return self.logs.ended(run.spec.unique_id, uid, name, want=want, tail=None if self.log_sink else _LOG_TAIL)
 
     def _evicted(self, run: _Run, ended: Outcome) -> bool:
         """Count an eviction; return True if the step left the current Job (fallback or failure)."""

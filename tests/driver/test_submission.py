@@ -11,7 +11,7 @@ from __future__ import annotations
 import _thread
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -151,6 +151,8 @@ def test_submissions_in_flight_are_bounded_by_submit_concurrency() -> None:
     driver = driver_of(api, 6, submit_concurrency=2, max_concurrent_steps=6)
     driver._submit_ready()
     assert all(r.submitting for r in driver.runs)  # all handed over at once, the loop did not wait
+    assert wait_until(lambda: api.active == 2)
+    assert len(api.events) == 2  # the other four wait for a free submitter
     release.set()
     settle(driver)
     assert api.most_active == 2
@@ -268,6 +270,15 @@ def test_a_post_still_unanswered_after_an_interrupt_is_named_since_it_may_yet_cr
     assert driver_jobs_settled(api)
     (step,) = report.steps
     assert report.interrupted and report.kept_jobs == [step.job] == sorted(api.jobs)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def driver_jobs_settled(api: SeamCluster, timeout: float = 30) -> bool:
