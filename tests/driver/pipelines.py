@@ -82,3 +82,18 @@ class AfterBroken(gokart.TaskOnKart[Any]):
 class Unplaceable(gokart.TaskOnKart[Any]):
     def run(self) -> None:
         self.dump("never")
+
+
+@gokart_k8s.job(resources=TINY)
+class Chatty(gokart.TaskOnKart[Any]):
+    """Writes numbered lines, some while it runs and some just before it ends."""
+
+    lines: int = luigi.IntParameter()  # type: ignore[assignment]
+    tag: str = luigi.Parameter(default="")  # type: ignore[assignment]
+
+    def run(self) -> None:
+        for i in range(self.lines):
+            print(f"{self.tag} line {i}", flush=True)
+            if i == self.lines // 2:
+                time.sleep(1.5)
+        self.dump(self.lines)

@@ -18,6 +18,7 @@ import pytest
 
 from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
 from gokart_k8s.cluster.submission import Submitter
+from gokart_k8s.cluster.watching import Change
 from gokart_k8s.conventions import LABEL_IDENTITY, step_identity
 from gokart_k8s.driver import RunReport, _Driver, run_steps
 from gokart_k8s.errors import ClusterUnreachableError, SubmissionError
@@ -106,7 +107,9 @@ class SeamCluster:
         return iter(())
 
 
-def driver_of(api: SeamCluster, n: int, **settings: Any) -> _Driver:
+def driver_of(
+    api: SeamCluster, n: int, *, log_sink: Callable[[str, str], None] | None = None, **settings: Any
+) -> _Driver:
     config = Settings(**settings)
     steps, problems = collect([Leaf(i=100 + i) for i in range(n)], config)
     assert not problems
@@ -119,10 +122,10 @@ def driver_of(api: SeamCluster, n: int, **settings: Any) -> _Driver:
         env=ENV,
         profile=get_profile(config),
         progress=None,
-        log_sink=None,
+        log_sink=log_sink,
         notice=lambda text: None,
         on_interrupt="keep",
-        is_complete=lambda steps: set(),
+        is_complete=lambda steps: set() if len(steps) > 1 else {s.spec.unique_id for s in steps},
         clock=time.monotonic,
     )
 
@@ -306,3 +309,42 @@ def test_the_submitter_refuses_a_second_submission_of_a_step_in_flight() -> None
     (answer,) = submitter.results()
     assert (answer.name, answer.created) == ("a", True)
     assert submitter.close(timeout=1) == []
+
+
+class SlowLogCluster(SeamCluster):
+    """A pod log that takes as long as the test wants to be read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def read_pod_log(self, namespace: str, name: str, *, tail_lines: int | None = None) -> str:
+        self.release.wait(10)
+        return "first\nsecond\n"
+
+
+def test_an_ended_pods_log_is_read_off_the_loop_and_its_step_decided_once_the_log_is_in() -> None:
+    api = SlowLogCluster()
+    seen: list[str] = []
+    driver = driver_of(api, 1, log_sink=lambda step, line: seen.append(line))
+    (run,) = driver.runs
+    driver._submit_ready()
+    settle(driver)
+    job = {
+        "metadata": {"name": run.job, "uid": run.job_uid},
+        "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+    }
+    pod = {
+        "metadata": {"name": f"{run.job}-p", "uid": "pod-1", "ownerReferences": [{"kind": "Job", "uid": run.job_uid}]},
+        "status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"exitCode": 0}}}]},
+    }
+    driver._apply(Change("jobs", "MODIFIED", job))
+    driver._apply(Change("pods", "MODIFIED", pod))
+
+    driver._evaluate(run)  # returns while the log read is still in progress: the loop never waits on it
+    assert (run.state, run.awaiting_logs, seen) == ("in-flight", True, [])
+    api.release.set()
+    assert wait_until(lambda: seen == ["first", "second"])
+    driver._evaluate(run)
+    assert (run.report.state, list(run.log_tail)) == ("succeeded", ["first", "second"])
+    driver.logs.stop()
