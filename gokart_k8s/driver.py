@@ -400,7 +400,7 @@ class _Driver:
             waiting = (
                 run.unschedulable_since is not None
                 or run.ending_since is not None
-                or run.pending is not None
+                or (run.pending is not None and run.submitting is None)  # its POST's answer wakes it
                 or run.awaiting_logs
             )
             if run.state == "in-flight" and (id(run) in touched or waiting):
