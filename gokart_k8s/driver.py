@@ -284,7 +284,7 @@ class _Driver:
             wake=self._wake,
             followers=max(1, settings.max_concurrent_steps),
         )
-        # Where the API does not answer ("jobs"/"pods" watch, "requests"), and since when.
+        # Where the API does not answer ("jobs"/"pods" watch, "requests", "submissions"), and since when.
         self.unreachable: dict[str, str] = {}
         self.unreachable_since: float | None = None
 
