@@ -85,7 +85,7 @@ class Unplaceable(gokart.TaskOnKart[Any]):
 
 
 @gokart_k8s.job(resources=TINY)
-class Chatty(gokart.TaskOnKart[Any]):
+class NumberedLines(gokart.TaskOnKart[Any]):
     """Writes numbered lines, some while it runs and some just before it ends."""
 
     lines: int = luigi.IntParameter()  # type: ignore[assignment]

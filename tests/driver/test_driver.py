@@ -26,7 +26,7 @@ from gokart_k8s.steps import StepSpec, collect
 from gokart_k8s.testing.network import CuttableProxy
 from gokart_k8s.workspace import WORKSPACE_ENV
 from tests.driver.conftest import write_kubeconfig
-from tests.driver.pipelines import AfterBroken, Chatty, Hungry, Leaf, Sleepy, Total, Unplaceable
+from tests.driver.pipelines import AfterBroken, Hungry, Leaf, NumberedLines, Sleepy, Total, Unplaceable
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "default"
@@ -342,10 +342,10 @@ def test_a_running_steps_log_lines_reach_the_log_sink_while_it_still_runs_each_o
 
 def test_every_steps_log_lines_reach_the_log_sink_once_each_in_the_order_written(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig(submit_concurrency=3)
-    report = rig.run([Chatty(lines=40, tag=tag) for tag in ("a", "b", "c")])
+    report = rig.run([NumberedLines(lines=40, tag=tag) for tag in ("a", "b", "c")])
     assert report.ok
     for tag in ("a", "b", "c"):
-        lines = [line for step, line in rig.logs if step == "Chatty" and line.startswith(f"{tag} line")]
+        lines = [line for step, line in rig.logs if step == "NumberedLines" and line.startswith(f"{tag} line")]
         assert lines == [f"{tag} line {i}" for i in range(40)]
 
 
