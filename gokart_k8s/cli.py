@@ -62,7 +62,8 @@ def _task_command(command: str, options: str = "[options]") -> dict[str, Any]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, step_only: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``step_only``: just ``step``, so a pod imports none of the other commands."""
     # allow_abbrev=False: luigi's task parameters pass through, and '--n' must not be taken as
     # an abbreviation of one of ours (e.g. '--no-logs').
     parser = argparse.ArgumentParser(
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if step_only:
+        _add_step(sub)
+        return parser
 
     plan = sub.add_parser(
         "plan",
@@ -128,13 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--run-id", default="rendered")
     _common(render)
 
-    step = sub.add_parser("step", help="run one step (the command a step's pod runs)")
-    step.add_argument("--module", required=True)
-    step.add_argument("--family", required=True)
-    step.add_argument("--params", required=True, help="JSON object of luigi string parameters")
-    step.add_argument("--unique-id", required=True)
-    step.add_argument("--luigi-args", default="[]", help="JSON list of luigi's class-level arguments")
-    step.add_argument("--debug", action="store_true")
+    _add_step(sub)
 
     config = sub.add_parser(
         "config",
@@ -169,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_cost(sub)
     return parser
+
+
+def _add_step(sub: Any) -> None:
+    step = sub.add_parser("step", help="run one step (the command a step's pod runs)")
+    step.add_argument("--module", required=True)
+    step.add_argument("--family", required=True)
+    step.add_argument("--params", required=True, help="JSON object of luigi string parameters")
+    step.add_argument("--unique-id", required=True)
+    step.add_argument("--luigi-args", default="[]", help="JSON list of luigi's class-level arguments")
+    step.add_argument("--debug", action="store_true")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -455,8 +463,9 @@ def _help_task(_args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A pod's `gokart-k8s step ...` imports nothing of the other commands (the embedded cluster, costs).
+    parser = build_parser(step_only=argv[:1] == ["step"])
     args, rest = parser.parse_known_args(argv)
     debug = bool(getattr(args, "debug", False)) or "--debug" in argv
     command = args.command

@@ -36,9 +36,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gokart_k8s.steps import StepSpec
+if TYPE_CHECKING:
+    from gokart_k8s.steps import StepSpec
 
 
 def step_argv(spec: StepSpec, *, program: str = "gokart-k8s") -> list[str]:

@@ -292,6 +292,14 @@ class Settings:
             "before it stops with an error; the steps' Jobs may keep running, and a rerun adopts them."
         ),
     )
+    warm_interpreter: bool = field(
+        default=True,
+        metadata=_doc(
+            "Rehearsal (local-cluster backend): start each step's pod by forking a helper process that has "
+            "imported gokart once, instead of a fresh interpreter (seconds saved per step). false: every pod a "
+            "fresh process, for full fidelity. See docs/local-cluster.md."
+        ),
+    )
     catalog: Catalog = field(
         default_factory=Catalog,
         metadata=_doc("Named resource classes: the built-ins plus [gokart_k8s.resources.NAME] sections."),
@@ -360,6 +368,10 @@ def _convert(name: str, raw: str, where: str) -> Any:
             if text not in PLATFORMS:
                 raise ValueError(f"must be one of {', '.join(PLATFORMS)}, got {text!r}")
             return text
+        if kind == "bool":
+            if text.lower() not in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+                raise ValueError(f"must be true or false, got {text!r}")
+            return _parse_bool(text, where)
         if kind.startswith("int"):
             if kind.endswith("None") and text.lower() in ("", "none"):
                 return None

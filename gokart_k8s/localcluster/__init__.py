@@ -15,10 +15,29 @@ Public API::
 
 from __future__ import annotations
 
-from .autoscaler import Autoscaling
-from .chaos import DEFAULT_CHAOS_RATE, DEFAULT_CHAOS_SEED, ChaosConfig, ChaosEvent
-from .cluster import EvictionRefusedError, LocalCluster, LocalClusterError, default_pools
-from .controllers import ManualClock
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .autoscaler import Autoscaling
+    from .chaos import DEFAULT_CHAOS_RATE, DEFAULT_CHAOS_SEED, ChaosConfig, ChaosEvent
+    from .cluster import EvictionRefusedError, LocalCluster, LocalClusterError, default_pools
+    from .controllers import ManualClock
+
+# Each public name and its module, imported when first asked for: the warm interpreter
+# (:mod:`.warm`) imports its own modules from here without the whole cluster.
+_WHERE = {
+    "Autoscaling": ".autoscaler",
+    "DEFAULT_CHAOS_RATE": ".chaos",
+    "DEFAULT_CHAOS_SEED": ".chaos",
+    "ChaosConfig": ".chaos",
+    "ChaosEvent": ".chaos",
+    "EvictionRefusedError": ".cluster",
+    "LocalCluster": ".cluster",
+    "LocalClusterError": ".cluster",
+    "default_pools": ".cluster",
+    "ManualClock": ".controllers",
+}
 
 __all__ = [
     "DEFAULT_CHAOS_RATE",
@@ -32,3 +51,9 @@ __all__ = [
     "ManualClock",
     "default_pools",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,8 +31,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Protocol
 
 from gokart_k8s.conventions import EXIT_EVICTED
 from gokart_k8s.supervision.parentdeath import PARENT_ENV, die_with_parent, die_with_parent_from_environment
@@ -41,6 +42,21 @@ __all__ = ["WORKER_ENV", "is_worker", "supervise"]
 
 #: Set in the worker's environment: this process runs the step itself.
 WORKER_ENV = "GOKART_K8S_STEP_WORKER"
+
+
+class Worker(Protocol):
+    """What the supervisor uses of its worker (``subprocess.Popen`` has it)."""
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+#: How the worker starts, when not by ``Popen``: ``(argv, env, preexec) -> Worker``. The embedded
+#: cluster's warm interpreter sets it in the pods it forks (:mod:`gokart_k8s.localcluster.warm.fork`):
+#: it has imported what the worker needs, so it forks the worker instead of starting a fresh one.
+start_worker: Callable[[list[str], dict[str, str], Callable[[], None] | None], Worker] | None = None
 
 
 def is_worker() -> bool:
@@ -59,7 +75,7 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
     env = {k: v for k, v in os.environ.items() if k != PARENT_ENV}
     env[WORKER_ENV] = "1"
     deadline: float | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: Worker | None = None
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal deadline
@@ -77,7 +93,11 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
         signal.SIGINT: signal.signal(signal.SIGINT, ignore),
     }
     try:
-        worker = subprocess.Popen(list(argv), env=env, preexec_fn=die_with_parent(signal.SIGKILL))
+        preexec = die_with_parent(signal.SIGKILL)
+        if start_worker is not None:
+            worker = start_worker(list(argv), env, preexec)
+        else:
+            worker = subprocess.Popen(list(argv), env=env, preexec_fn=preexec)
         if deadline is not None:  # SIGTERM arrived while the worker was being started
             worker.send_signal(signal.SIGTERM)
         while True:
