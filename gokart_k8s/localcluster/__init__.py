@@ -7,7 +7,7 @@ emulates and what it does not is listed in ``docs/local-cluster.md``.
 Public API::
 
     LocalCluster(pools=None, *, host="127.0.0.1", port=0, pod_env=None, workdir=None, chaos=None,
-                 autoscaling=None, ...)
+                 autoscaling=None, warm_interpreter=True, ...)
     ChaosConfig(seed=DEFAULT_CHAOS_SEED, rate=DEFAULT_CHAOS_RATE, preempt_share=0.5, stockout_seconds=0.0)
     Autoscaling(mode="cluster-autoscaler", time_scale=60.0, ...)   # see .autoscaler
     ManualClock(start=None)

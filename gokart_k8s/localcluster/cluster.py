@@ -140,6 +140,7 @@ class LocalCluster:
         bookmark_seconds: float = 1.0,
         poll_seconds: float = 0.2,
         autoscaling: Autoscaling | None = None,
+        warm_interpreter: bool = True,
     ) -> None:
         self.pools: tuple[NodePool, ...] = tuple(pools) if pools else tuple(default_pools())
         names = [p.name for p in self.pools]
@@ -156,7 +157,13 @@ class LocalCluster:
         )
         self.store = Store(max_events=max_events, admission=admit, clock=clock)
         self.ledger = NodeLedger(self.store, time_scale=autoscaling.time_scale if autoscaling else 1.0)
-        self.kubelet = Kubelet(self.store, pod_env=dict(pod_env or {}), workdir=workdir, poll_seconds=poll_seconds)
+        self.kubelet = Kubelet(
+            self.store,
+            pod_env=dict(pod_env or {}),
+            workdir=workdir,
+            poll_seconds=poll_seconds,
+            warm_interpreter=warm_interpreter,
+        )
         self.scheduler = Scheduler(self.store)
         self.jobs = JobController(
             self.store, backoff_base_seconds=backoff_base_seconds, backoff_max_seconds=backoff_max_seconds

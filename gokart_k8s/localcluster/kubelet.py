@@ -66,11 +66,16 @@ from . import reaper
 from . import resources as r
 from .quantity import parse_quantity
 from .store import Obj, Store, timestamp
+from .warm.client import LOST_MESSAGE, ForkedContainer, WarmStarter
+from .warm.fork import step_tail
 
 _PYTHON_RE = re.compile(r"^python(3(\.\d+)?)?$")
 _VAR_RE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _INHERITED_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: A container's main process: started by ``Popen``, or forked by the warm interpreter (:mod:`.warm`).
+Container = subprocess.Popen[bytes] | ForkedContainer
 
 
 class LogBuffer:
@@ -122,7 +127,7 @@ class PodRuntime:
     name: str
     logs: LogBuffer = field(default_factory=LogBuffer)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Container | None = None
     memory_limit: int | None = None
     #: The pod object is being deleted: finish its deletion when the process is gone.
     deleting: bool = False
@@ -160,8 +165,22 @@ def local_argv(command: list[str], args: list[str]) -> list[str]:
     return argv
 
 
-def _group_rss() -> dict[int, int]:
-    """Resident bytes per process group, from /proc/<pid>/stat."""
+def _private_bytes(pid: str) -> int:
+    """Bytes of memory only this process maps (``Private_Clean`` + ``Private_Dirty`` of smaps_rollup)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith((b"Private_Clean:", b"Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return total
+
+
+def _group_rss(private: frozenset[int] = frozenset()) -> dict[int, int]:
+    """Resident bytes per process group, from /proc/<pid>/stat; for the groups in ``private``, only the
+    pages each process does not share (a pod forked from the warm interpreter shares its imports)."""
     out: dict[int, int] = {}
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
@@ -176,7 +195,8 @@ def _group_rss() -> dict[int, int]:
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 21:
             pgrp = int(fields[2])
-            out[pgrp] = out.get(pgrp, 0) + int(fields[21]) * _PAGE_SIZE
+            size = _private_bytes(pid) if pgrp in private else int(fields[21]) * _PAGE_SIZE
+            out[pgrp] = out.get(pgrp, 0) + size
     return out
 
 
@@ -191,6 +211,7 @@ class Kubelet:
         workdir: Path | None = None,
         poll_seconds: float = 0.2,
         restart_backoff_seconds: float = 0.2,
+        warm_interpreter: bool = True,
     ) -> None:
         self.store = store
         self.pod_env = dict(pod_env or {})
@@ -206,11 +227,17 @@ class Kubelet:
         self._threads: list[threading.Thread] = []
         self._reaper: subprocess.Popen[bytes] | None = None
         self._reaper_lock = threading.Lock()
+        #: Forks step pods from a warm interpreter (:mod:`.warm`); None: every pod a fresh process.
+        self.warm: WarmStarter | None = None
+        if warm_interpreter:
+            self.warm = WarmStarter(self._base_environment(), self.workdir, on_server=self._on_warm_server)
         store.add_listener(self._on_event)
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
         self._start_reaper()
+        if self.warm is not None:
+            self.warm.start()
         for target, name in ((self._work, "kubelet"), (self._monitor, "kubelet-monitor")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -273,6 +300,8 @@ class Kubelet:
                 rt.finished.wait(5)
             for t in self._threads:
                 t.join(timeout=5)
+            if self.warm is not None:
+                self.warm.stop()
             self._stop_reaper()
 
     def _drain(self, grace_seconds: float) -> None:
@@ -303,6 +332,10 @@ class Kubelet:
             )
         except OSError:
             self._reaper = None
+
+    def _on_warm_server(self, pid: int, alive: bool) -> None:
+        # The server runs in its own session: the reaper kills its group with the pods'.
+        self._tell_reaper(f"{'+' if alive else '-'}{pid}")
 
     def _tell_reaper(self, line: str) -> None:
         with self._reaper_lock:
@@ -400,7 +433,7 @@ class Kubelet:
         if proc is not None and (first or grace == 0):
             threading.Thread(target=self._terminate, args=(rt, proc), name=f"kill-{rt.name}", daemon=True).start()
 
-    def _terminate(self, rt: PodRuntime, proc: subprocess.Popen[bytes]) -> None:
+    def _terminate(self, rt: PodRuntime, proc: Container) -> None:
         rt.terminating = True
         self._kill_group(rt, signal.SIGTERM)
         deadline = time.monotonic() + rt.grace
@@ -425,7 +458,8 @@ class Kubelet:
             with self._lock:
                 runtimes = [rt for rt in self._runtimes.values() if rt.proc is not None and not rt.finished.is_set()]
             limited = [rt for rt in runtimes if rt.memory_limit]
-            rss = _group_rss() if limited else {}
+            forked = frozenset(rt.proc.pid for rt in limited if isinstance(rt.proc, ForkedContainer))
+            rss = _group_rss(forked) if limited else {}
             for rt in limited:
                 assert rt.proc is not None and rt.memory_limit is not None
                 if rt.proc.poll() is None and rss.get(rt.proc.pid, 0) > rt.memory_limit:
@@ -436,6 +470,13 @@ class Kubelet:
                     self._kill_group(rt, signal.SIGKILL)
 
     # ------------------------------------------------------------------ running
+    def _base_environment(self) -> dict[str, str]:
+        """What every pod's environment starts with (and the warm interpreter's)."""
+        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.pod_env)
+        return env
+
     def _environment(self, pod: Obj, container: Obj) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
         env.update(HOSTNAME=pod["metadata"]["name"], PYTHONUNBUFFERED="1")
@@ -598,7 +639,7 @@ class Kubelet:
                     "the container has no command and no args; the local cluster cannot run an "
                     "image's ENTRYPOINT, so set command"
                 )
-            proc = subprocess.Popen(
+            proc = self._fork(argv, env, cwd) or subprocess.Popen(
                 argv,
                 cwd=cwd,
                 env=env,
@@ -640,12 +681,21 @@ class Kubelet:
                 info["reason"] = "OOMKilled"
             else:
                 info["reason"] = "Error"
-                if not runtime.terminating:
+                if isinstance(proc, ForkedContainer) and proc.lost:
+                    info["message"] = LOST_MESSAGE
+                elif not runtime.terminating:
                     info["message"] = f"process was killed by signal {-code}"
         else:
             info["exitCode"] = code
             info["reason"] = "Completed" if code == 0 else ("OOMKilled" if runtime.oom_killed else "Error")
         return info
+
+    def _fork(self, argv: list[str], env: dict[str, str], cwd: str) -> ForkedContainer | None:
+        """The step container forked from the warm interpreter; None for any other command, or none running."""
+        tail = step_tail(argv, sys.executable) if self.warm is not None else None
+        if self.warm is None or tail is None:
+            return None
+        return self.warm.spawn(tail, env, cwd)
 
     # ------------------------------------------------------------------ status
     def _base_status(self, runtime: PodRuntime, container: Obj, restarts: int) -> Obj:

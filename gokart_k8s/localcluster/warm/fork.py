@@ -125,7 +125,12 @@ def locate(name: str) -> str | None:
 
 
 def preloaded_locations() -> dict[str, str | None]:
-    """Every imported top-level module that came from a file: name -> where (see :func:`locate`)."""
+    """Every imported top-level module that came from a file: name -> where (see :func:`locate`).
+
+    Only modules an import by that name finds here: some extension modules register themselves
+    under a top-level name from inside a package (Cython's ``_cyutility`` in pandas), and no
+    ``sys.path`` of a pod would find those either.
+    """
     out: dict[str, str | None] = {}
     for name, module in list(sys.modules.items()):
         if "." in name or name == "__main__" or module is None:
@@ -134,7 +139,7 @@ def preloaded_locations() -> dict[str, str | None]:
         if spec is None:
             continue
         where = _where(spec)
-        if where is None or os.path.isabs(where):
+        if (where is None or os.path.isabs(where)) and locate(name) == where:
             out[name] = where
     return out
 

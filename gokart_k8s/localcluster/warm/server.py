@@ -81,7 +81,8 @@ class Server:
         import luigi.configuration
 
         # This process starts without LUIGI_CONFIG_PATH, so these are luigi's own defaults.
-        self.luigi_defaults = {cls: list(cls._config_paths) for cls in set(luigi.configuration.core.PARSERS.values())}
+        parsers: set[Any] = set(luigi.configuration.core.PARSERS.values())
+        self.luigi_defaults = {cls: list(cls._config_paths) for cls in parsers}
         from gokart_k8s.supervision import step
 
         step.start_worker = fork.start_worker
