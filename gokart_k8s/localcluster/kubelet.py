@@ -230,7 +230,7 @@ class Kubelet:
         #: Forks step pods from a warm interpreter (:mod:`.warm`); None: every pod a fresh process.
         self.warm: WarmStarter | None = None
         if warm_interpreter:
-            self.warm = WarmStarter(self._base_environment(), self.workdir, on_server=self._on_warm_server)
+            self.warm = WarmStarter(self._base_environment(), on_server=self._on_warm_server)
         store.add_listener(self._on_event)
 
     # ------------------------------------------------------------------ public

@@ -80,13 +80,11 @@ class WarmStarter:
     def __init__(
         self,
         env: Mapping[str, str],
-        cwd: Path,
         *,
         on_server: Callable[[int, bool], None] = lambda pid, alive: None,
     ) -> None:
         #: The server's environment: no luigi config path, so luigi keeps its own defaults there.
         self.env = {k: v for k, v in env.items() if k != "LUIGI_CONFIG_PATH" and not k.startswith("GOKART_K8S_")}
-        self.cwd = cwd
         self.on_server = on_server
         #: Containers started by a fork, servers started: counters for tests and benchmarks.
         self.forked = 0
@@ -199,7 +197,8 @@ class WarmStarter:
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
                 env=self.env,
-                cwd=str(self.cwd),
+                # No luigi.cfg here: the server imports luigi under luigi's defaults (see .fork).
+                cwd="/",
                 start_new_session=True,
                 preexec_fn=die_with_parent(signal.SIGKILL),
             )

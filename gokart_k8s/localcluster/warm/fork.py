@@ -207,6 +207,17 @@ def reset_luigi_config(defaults: Mapping[Any, Sequence[str]], env: Mapping[str, 
         luigi.configuration.add_config_path(env["LUIGI_CONFIG_PATH"])
 
 
+def _luigi_imports_alike() -> bool:
+    """Whether ``import luigi`` under the pod's configuration imports what it did in the server.
+
+    luigi reads one setting when imported: ``[core] autoload_range`` (default true) decides whether
+    it imports its range tools (luigi/__init__.py); the server read luigi's defaults.
+    """
+    import luigi.configuration
+
+    return bool(luigi.configuration.get_config().getboolean("core", "autoload_range", True))
+
+
 def become_pod(
     *,
     log_fd: int,
@@ -239,6 +250,8 @@ def become_pod(
 
         tempfile.tempdir = None  # computed from TMPDIR when first needed, as in a fresh process
         reset_luigi_config(luigi_defaults, env)
+        if not _luigi_imports_alike():
+            os.execve(sys.executable, argv, dict(env))
     except BaseException:
         traceback.print_exc()
         os._exit(128)
