@@ -287,6 +287,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             chaos=chaos,
             autoscaling=autoscaling,
             workdir=empty_dir if package is not None and not _uses_local_files(plan) else None,
+            warm_interpreter=settings.warm_interpreter,
         ).start()
         try:
             progress.log(

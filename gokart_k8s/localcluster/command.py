@@ -73,6 +73,13 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="extra environment for every pod (repeatable), e.g. STORAGE_EMULATOR_HOST=...",
     )
+    start.add_argument(
+        "--warm-interpreter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fork step pods from a process that imported gokart once (default: [gokart_k8s] warm_interpreter, "
+        "true); --no-warm-interpreter starts every pod as a fresh process",
+    )
     start.set_defaults(func=run_start)
 
 
@@ -108,6 +115,12 @@ def _profile_pools(platform: str | None) -> list[NodePool]:
     return list(get_profile(settings).pools())
 
 
+def _warm_interpreter(flag: bool | None) -> bool:
+    from gokart_k8s.settings import load_settings
+
+    return load_settings().warm_interpreter if flag is None else flag
+
+
 def run_start(args: argparse.Namespace) -> int:
     chaos = ChaosConfig(seed=args.chaos_seed, rate=args.chaos_rate) if args.chaos else None
     if args.time_scale <= 0:
@@ -120,6 +133,7 @@ def run_start(args: argparse.Namespace) -> int:
         chaos=chaos,
         pod_env=_pod_env(args.pod_env),
         autoscaling=autoscaling,
+        warm_interpreter=_warm_interpreter(args.warm_interpreter),
     )
     stop = threading.Event()
 
@@ -144,6 +158,8 @@ def run_start(args: argparse.Namespace) -> int:
             )
         if chaos:
             print(f"  chaos: seed {chaos.seed}, {chaos.rate} disruptions per pod-minute")
+        if cluster.kubelet.warm is None:
+            print("  warm interpreter: off (every step pod a fresh process)")
         print(f"\n  export KUBECONFIG={path}\n\nPress Ctrl-C to stop.", flush=True)
         while not stop.wait(0.5):
             pass

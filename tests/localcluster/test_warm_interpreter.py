@@ -62,13 +62,15 @@ class Probe(gokart.TaskOnKart):
             "sid": os.getsid(0),
             "supervisor": os.getppid(),
             "supervisor_parent": _ppid_of(os.getppid()),
+            "supervisor_grandparent": _ppid_of(_ppid_of(os.getppid())),
             "env": dict(os.environ),
             "cwd": os.getcwd(),
             "six_shadowed": getattr(six, "SHADOWED", False),
             "helper": helper,
             "luigi_value": luigi.configuration.get_config().get("probe", "value", "unset"),
         }
-        Path(os.environ["PROBE_OUT"]).write_text(json.dumps(report))
+        out = os.environ.get("PROBE_OUT") or os.path.join(self.workspace_directory, "report.json")
+        Path(out).write_text(json.dumps(report))
         if mode == "fail":
             raise ValueError("the probe fails on purpose")
         if mode == "hog":
@@ -438,3 +440,32 @@ def test_no_warm_server_outlives_its_cluster(probe_code: tuple[Path, dict[int, s
     while time.monotonic() < deadline and not _group_gone(server):
         time.sleep(0.05)
     assert _group_gone(server)
+
+
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_the_rehearsal_follows_the_warm_interpreter_setting(
+    setting: str, probe_code: tuple[Path, dict[int, str]], tmp_path: Path
+) -> None:
+    """``[gokart_k8s] warm_interpreter`` (here as GOKART_K8S_WARM_INTERPRETER): false starts the step's
+    pod as a fresh process of the driver's cluster, true forks it from the warm server."""
+    code, _ = probe_code
+    workspace = tmp_path / "resources"
+    (tmp_path / "luigi.cfg").write_text(f"[TaskOnKart]\nworkspace_directory = {workspace}/\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOKART_K8S_") and k != "LUIGI_CONFIG_PATH"}
+    env.update(PYTHONPATH=f"{code}{os.pathsep}{REPO}", GOKART_K8S_WARM_INTERPRETER=setting)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "gokart_k8s", "run", "warm_probe.Probe", "--backend", "local-cluster", "--no-logs"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output
+    report = read_report(workspace / "report.json")
+    if setting == "false":
+        assert report["supervisor_parent"] == driver.pid
+    else:
+        assert report["supervisor_parent"] != driver.pid
+        assert report["supervisor_grandparent"] == driver.pid  # the warm server, the driver's child
