@@ -19,11 +19,13 @@ The graphs (``benchmarks/scale_pipeline.py``): fan-out/fan-in (one source, N-2 m
 a chain of N, and the deepest diamond lattice of at most N steps. Outputs are written straight into
 a fresh local cache first, so no figure includes running steps.
 
-``--rehearsal N`` also runs a fan-out/fan-in of N trivial steps uncached on the local-cluster
-backend (each step its own pod process) beside the inline backend.
+``--rehearsal N`` also runs a fan-out/fan-in of N trivial steps uncached on the inline backend, then
+on the local-cluster backend with the warm interpreter (step pods forked from a process that imported
+gokart once, the default) and without it (``GOKART_K8S_WARM_INTERPRETER=false``: each pod a fresh
+interpreter), with each one's ratio to inline.
 
 Goals (issue 16): plan and cached rerun of 10,000 steps under 10 s on every shape; cached rerun no
-slower than plain gokart.
+slower than plain gokart; a 200-step rehearsal within 5x inline with the warm interpreter.
 """
 
 from __future__ import annotations
@@ -120,21 +122,29 @@ def measure(shape: str, n: int) -> list[str]:
 
 
 def rehearsal(n: int) -> None:
+    """Inline, then the local cluster with the warm interpreter on and off, each from an empty cache."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         env = _workspace(tmp)
         args = _args("fan", n)
-        inline = _timed([sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", "inline"], tmp, env)
-        for path in (tmp / "resources").glob("*"):
-            subprocess.run(["rm", "-rf", str(path)], check=True)
-        cluster = _timed(
-            [sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", "local-cluster", "--no-logs"], tmp, env
-        )
-    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached")
-    print(f"  inline          {inline[0]:7.1f} s")
-    print(
-        f"  local-cluster   {cluster[0]:7.1f} s   ({cluster[0] / inline[0]:.1f}x inline; each step a fresh pod process)"
-    )
+
+        def uncached(backend: str, **extra: str) -> float:
+            for path in (tmp / "resources").glob("*"):
+                subprocess.run(["rm", "-rf", str(path)], check=True)
+            argv = [sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", backend]
+            return _timed([*argv, "--no-logs"] if backend != "inline" else argv, tmp, {**env, **extra})[0]
+
+        inline = uncached("inline")
+        warm = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true")
+        cold = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="false")
+    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached (load average before: {_load()})")
+    print(f"  inline                        {inline:7.1f} s")
+    print(f"  local-cluster, warm (default) {warm:7.1f} s   ({warm / inline:.1f}x inline; step pods forked)")
+    print(f"  local-cluster, fresh          {cold:7.1f} s   ({cold / inline:.1f}x inline; warm_interpreter = false)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -151,7 +161,7 @@ def main() -> None:
         "  (plan new / plan: gokart-k8s plan --backend local-cluster, uncached / cached; rerun: gokart-k8s run"
         " --backend inline, cached; gokart: plain gokart.build, cached; ratio = rerun/gokart)"
     )
-    for n in (int(s) for s in opts.sizes.split(",")):
+    for n in (int(s) for s in opts.sizes.split(",") if s):  # --sizes "" for the rehearsal alone
         for shape in opts.shapes.split(","):
             print("  ".join(measure(shape, n)), flush=True)
     if opts.rehearsal:

@@ -24,14 +24,14 @@ from kubernetes import client
 from gokart_k8s.conventions import EXIT_EVICTED, EXIT_USER_ERROR
 from gokart_k8s.localcluster import LocalCluster
 from gokart_k8s.localcluster.warm.client import LOST_MESSAGE, ForkedContainer, WarmStarter
-from gokart_k8s.localcluster.warm.fork import equivalence_problem, step_tail, startup_environment
+from gokart_k8s.localcluster.warm.fork import equivalence_problem, startup_environment, step_tail
 from gokart_k8s.supervision.parentdeath import PARENT_ENV
 from gokart_k8s.testing.cluster import ClusterFactory, wait_for
 from tests.localcluster.conftest import pod_events
 
 REPO = Path(__file__).resolve().parents[2]
 
-PROBE = '''
+PROBE = """
 import json, os, signal, sys, time
 from pathlib import Path
 
@@ -82,7 +82,7 @@ class Probe(gokart.TaskOnKart):
         if mode == "sleep":
             time.sleep(60)
         self.dump(self.n)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +104,21 @@ def probe_code(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int
     return code, {int(k): v for k, v in json.loads(ids.stdout).items()}
 
 
-def step_command(ids: dict[int, str], n: int = 0) -> list[str]:
-    return ["gokart-k8s", "step", "--module", "warm_probe", "--family", "Probe", "--params", json.dumps({"n": str(n)})]
-
-
 def full_command(ids: dict[int, str], n: int = 0) -> list[str]:
-    return [*step_command(ids, n), "--unique-id", ids[n]]
+    """The container command of the probe step ``Probe(n=n)``, as a step's Job has it."""
+    params = json.dumps({"n": str(n)})
+    return [
+        "gokart-k8s",
+        "step",
+        "--module",
+        "warm_probe",
+        "--family",
+        "Probe",
+        "--params",
+        params,
+        "--unique-id",
+        ids[n],
+    ]
 
 
 def tail_of(ids: dict[int, str], n: int = 0) -> list[str]:
@@ -234,9 +243,7 @@ def test_a_forked_step_reads_the_luigi_config_of_its_own_directory_and_environme
     named = tmp_path / "named.cfg"
     named.write_text("[probe]\nvalue = from LUIGI_CONFIG_PATH\n")
     run_forked(starter, tail_of(ids), base_env(code, first / "report.json"), first)
-    run_forked(
-        starter, tail_of(ids), base_env(code, second / "report.json", LUIGI_CONFIG_PATH=str(named)), second
-    )
+    run_forked(starter, tail_of(ids), base_env(code, second / "report.json", LUIGI_CONFIG_PATH=str(named)), second)
     assert read_report(first / "report.json")["luigi_value"] == "from the working directory"
     assert read_report(second / "report.json")["luigi_value"] == "from LUIGI_CONFIG_PATH"
 
@@ -429,7 +436,9 @@ def test_no_warm_server_outlives_its_cluster(probe_code: tuple[Path, dict[int, s
     cluster = LocalCluster(workdir=tmp_path).start()
     try:
         core = client.CoreV1Api(cluster.api_client())
-        core.create_namespaced_pod("default", _pod("one", full_command(ids, 7), _cluster_env(code, tmp_path / "o.json")))
+        core.create_namespaced_pod(
+            "default", _pod("one", full_command(ids, 7), _cluster_env(code, tmp_path / "o.json"))
+        )
         assert _terminated(core, "one").exit_code == 0
         assert cluster.kubelet.warm is not None
         server = cluster.kubelet.warm.server_pid

@@ -188,8 +188,7 @@ class WarmStarter:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         package_root = str(Path(__file__).resolve().parents[3])
         boot = (
-            f"import sys; sys.path[0] = {package_root!r}; "
-            "from gokart_k8s.localcluster.warm.server import main; main()"
+            f"import sys; sys.path[0] = {package_root!r}; from gokart_k8s.localcluster.warm.server import main; main()"
         )
         try:
             proc = subprocess.Popen(
