@@ -43,6 +43,11 @@ to SIGKILL it when its pod thread dies (``PR_SET_PDEATHSIG``,
 :mod:`gokart_k8s.supervision.parentdeath`), a second guard that does not depend on the reaper.
 Containers are started without a ``preexec_fn``, so ``Popen`` keeps its fast ``posix_spawn``/
 ``vfork`` path in this large multi-threaded process.
+
+Step pods (``gokart-k8s step``) are forked instead from the warm interpreter (:mod:`.warm`), a
+helper process that imported gokart once, unless ``warm_interpreter=False``; the forked container
+is the same process group, environment, working directory, log and exit code, its memory counted
+as the pages it does not share with the helper, and it is named to the reaper like any other.
 """
 
 from __future__ import annotations
