@@ -478,3 +478,23 @@ def test_the_rehearsal_follows_the_warm_interpreter_setting(
     else:
         assert report["supervisor_parent"] != driver.pid
         assert report["supervisor_grandparent"] == driver.pid  # the warm server, the driver's child
+
+
+@pytest.mark.parametrize(("flag", "off"), [("--no-warm-interpreter", True), ("--warm-interpreter", False)])
+def test_local_cluster_start_takes_the_warm_interpreter_flag(flag: str, off: bool, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOKART_K8S_") and k != "LUIGI_CONFIG_PATH"}
+    env.update(PYTHONPATH=str(REPO), GOKART_K8S_WARM_INTERPRETER="false" if not off else "true")
+    argv = [sys.executable, "-m", "gokart_k8s", "local-cluster", "start", flag, "--kubeconfig", str(tmp_path / "kc")]
+    cluster = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert cluster.stdout is not None
+        lines = []
+        for line in cluster.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+    finally:
+        cluster.send_signal(signal.SIGINT)
+        cluster.communicate(timeout=60)
+    # The flag wins over the setting (set here to the opposite).
+    assert any("warm interpreter: off" in line for line in lines) is off, "".join(lines)
