@@ -36,6 +36,7 @@ package first on ``sys.path`` and imports the step's module (:mod:`gokart_k8s.en
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import os
 import select
@@ -53,11 +54,13 @@ __all__ = [
     "become_pod",
     "equivalence_problem",
     "locate",
+    "preloaded_homes",
     "preloaded_locations",
     "run_as_main",
     "start_worker",
     "startup_environment",
     "step_tail",
+    "suspects",
 ]
 
 #: Locale variables that choose the interpreter's file system and stdio encodings at start-up.
@@ -144,6 +147,48 @@ def preloaded_locations() -> dict[str, str | None]:
     return out
 
 
+def home_of(where: str | None, is_package: bool) -> str | None:
+    """The ``sys.path`` entry a module found at ``where`` was found in (None when it has no file)."""
+    if where is None:
+        return None
+    parent = os.path.dirname(where)
+    return os.path.dirname(parent) if is_package else parent
+
+
+def preloaded_homes() -> dict[str, str | None]:
+    """The ``sys.path`` entry of each module of :func:`preloaded_locations`."""
+    homes: dict[str, str | None] = {}
+    for name, where in preloaded_locations().items():
+        spec = getattr(sys.modules[name], "__spec__", None)
+        homes[name] = home_of(where, getattr(spec, "submodule_search_locations", None) is not None)
+    return homes
+
+
+def suspects(path: Sequence[str], homes: Mapping[str, str | None]) -> list[str]:
+    """The preloaded modules that ``path`` might find elsewhere: those whose entry is not on it, and
+    those with something of their name in an entry before theirs. One directory listing per entry
+    instead of an import-system search per module; :func:`locate` then decides for these few."""
+    position: dict[str, int] = {}
+    for index, entry in enumerate(path):
+        position.setdefault(os.path.realpath(entry or "."), index)
+    listings: dict[int, set[str]] = {}
+
+    def names_in(index: int) -> set[str]:
+        if index not in listings:
+            try:
+                listings[index] = {f.split(".", 1)[0] for f in os.listdir(path[index] or ".")}
+            except OSError:
+                listings[index] = set()
+        return listings[index]
+
+    out = []
+    for name, home in homes.items():
+        at = position.get(home) if home is not None else None
+        if at is None or any(name in names_in(i) for i in range(at)):
+            out.append(name)
+    return out
+
+
 def _exit_status(exc: SystemExit) -> int:
     """The status an interpreter exits with for ``SystemExit`` (https://docs.python.org/3/library/exceptions.html#SystemExit)."""
     code = exc.code
@@ -227,6 +272,7 @@ def become_pod(
     sys_path: Sequence[str],
     server_env: Mapping[str, str],
     preloaded: Mapping[str, str | None],
+    homes: Mapping[str, str | None],
     luigi_defaults: Mapping[Any, Sequence[str]],
 ) -> NoReturn:
     """Turn this freshly forked, already ``setsid`` child into the pod's container (module docstring)."""
@@ -244,11 +290,13 @@ def become_pod(
         sys.path[:] = list(sys_path)
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
-        if equivalence_problem(server_env, env, preloaded, locate) is not None:
+        doubtful = {name: preloaded[name] for name in suspects(sys_path, homes)}
+        if equivalence_problem(server_env, env, doubtful, locate) is not None:
             os.execve(sys.executable, argv, dict(env))
         import tempfile
 
         tempfile.tempdir = None  # computed from TMPDIR when first needed, as in a fresh process
+        gc.enable()  # the server froze what it preloaded (see .server) and collects nothing itself
         reset_luigi_config(luigi_defaults, env)
         if not _luigi_imports_alike():
             os.execve(sys.executable, argv, dict(env))
@@ -304,6 +352,7 @@ def start_worker(argv: Sequence[str], env: Mapping[str, str], preexec: Callable[
     tail = list(argv[3:])
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    gc.freeze()  # what the worker inherits stays shared (see .server)
     pid = os.fork()
     if pid == 0:
         try:

@@ -24,6 +24,7 @@ in ``GOKART_K8S_DIE_WITH_PARENT``, :mod:`gokart_k8s.supervision.parentdeath`).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -73,6 +74,7 @@ class Server:
         self.paths: dict[tuple[str, ...], list[str]] = {}
         self.env = dict(os.environ)
         self.preloaded: dict[str, str | None] = {}
+        self.homes: dict[str, str | None] = {}
         self.luigi_defaults: dict[Any, list[str]] = {}
 
     def preload(self) -> None:
@@ -87,6 +89,7 @@ class Server:
 
         step.start_worker = fork.start_worker
         self.preloaded = fork.preloaded_locations()
+        self.homes = fork.preloaded_homes()
 
     def send(self, message: dict[str, Any]) -> None:
         self.control.sendall(json.dumps(message).encode())
@@ -135,6 +138,7 @@ class Server:
                 sys_path=path,
                 server_env=self.env,
                 preloaded=self.preloaded,
+                homes=self.homes,
                 luigi_defaults=self.luigi_defaults,
             )
         os.close(ready_w)
@@ -205,8 +209,13 @@ def main() -> None:
     os.close(devnull)
     if sys.path and sys.path[0] == "":
         del sys.path[0]  # ``-c`` put the working directory first; pods get their own sys.path
+    # No collection while preloading, then everything preloaded moved out of the collector's sight:
+    # a child's collections would otherwise write to every object's header and copy every page the
+    # server holds (https://docs.python.org/3/library/gc.html#gc.freeze). Children collect again.
+    gc.disable()
     server = Server(control)
     server.preload()
+    gc.freeze()
     try:
         server.serve()
     except (BrokenPipeError, ConnectionResetError):
