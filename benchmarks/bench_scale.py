@@ -134,10 +134,11 @@ def rehearsal(n: int) -> None:
             argv = [sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", backend]
             return _timed([*argv, "--no-logs"] if backend != "inline" else argv, tmp, {**env, **extra})[0]
 
+        load = _load()
         inline = uncached("inline")
         warm = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true")
         cold = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="false")
-    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached (load average before: {_load()})")
+    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached (load average before: {load})")
     print(f"  inline                        {inline:7.1f} s")
     print(f"  local-cluster, warm (default) {warm:7.1f} s   ({warm / inline:.1f}x inline; step pods forked)")
     print(f"  local-cluster, fresh          {cold:7.1f} s   ({cold / inline:.1f}x inline; warm_interpreter = false)")
