@@ -24,7 +24,7 @@ from kubernetes import client
 from gokart_k8s.conventions import EXIT_EVICTED, EXIT_USER_ERROR
 from gokart_k8s.localcluster import LocalCluster
 from gokart_k8s.localcluster.warm.client import LOST_MESSAGE, ForkedContainer, WarmStarter
-from gokart_k8s.localcluster.warm.fork import equivalence_problem, startup_environment, step_tail
+from gokart_k8s.localcluster.warm.fork import equivalence_problem, startup_environment, step_tail, suspects
 from gokart_k8s.supervision.parentdeath import PARENT_ENV
 from gokart_k8s.testing.cluster import ClusterFactory, wait_for
 from tests.localcluster.conftest import pod_events
@@ -172,6 +172,16 @@ def test_a_different_interpreter_setting_or_a_shadowed_module_means_a_fresh_inte
     assert "LC_ALL" in str(equivalence_problem(env, {**env, "LC_ALL": "C"}, here, here.get))
     assert "six" in str(equivalence_problem(env, env, here, {"six": "/pod/six.py"}.get))
     assert startup_environment({"PYTHONPATH": "/x", "PYTHONOPTIMIZE": "1", "HOME": "/h"}) == {"PYTHONOPTIMIZE": "1"}
+
+
+def test_only_modules_a_pods_path_might_shadow_are_looked_up(tmp_path: Path) -> None:
+    site, first, empty = tmp_path / "site", tmp_path / "first", tmp_path / "empty"
+    for directory in (site, first, empty):
+        directory.mkdir()
+    homes = {"six": str(site), "luigi": str(site), "gone": str(tmp_path / "elsewhere"), "spaced": None}
+    (first / "six.py").write_text("")
+    assert suspects([str(empty), str(site), str(first)], homes) == ["gone", "spaced"]
+    assert suspects([str(first), str(empty), str(site)], homes) == ["six", "gone", "spaced"]
 
 
 # ------------------------------------------------------------------------- the forked process

@@ -109,15 +109,19 @@ class Server:
         env = {str(k): str(v) for k, v in dict(request["env"]).items()}
         cwd, tail = str(request["cwd"]), [str(a) for a in request["tail"]]
         try:
-            if not os.path.isdir(cwd):
+            if not os.path.isdir(cwd):  # what Popen refuses too: the container cannot start
                 raise FileNotFoundError(f"No such directory: {cwd!r}")
-            same = fork.startup_environment(env) == fork.startup_environment(self.env)
-            path = self.sys_path(env, cwd) if same else []
             ready_r, ready_w = os.pipe()
-        except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        except OSError as exc:
             os.close(log_fd)
             self.send({"id": request["id"], "error": str(exc)})
             return
+        path: list[str] = []  # unknown: the child finds nothing preloaded on it and execs afresh
+        if fork.startup_environment(env) == fork.startup_environment(self.env):
+            try:
+                path = self.sys_path(env, cwd)
+            except (OSError, subprocess.CalledProcessError, ValueError):
+                pass
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         pid = os.fork()
