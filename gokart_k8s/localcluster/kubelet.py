@@ -183,9 +183,36 @@ def _private_bytes(pid: str) -> int:
     return total
 
 
-def _group_rss(private: frozenset[int] = frozenset()) -> dict[int, int]:
-    """Resident bytes per process group, from /proc/<pid>/stat; for the groups in ``private``, only the
-    pages each process does not share (a pod forked from the warm interpreter shares its imports)."""
+def _group_private(pgid: int) -> int:
+    """Bytes the processes of group ``pgid`` do not share with any other process (see :func:`_private_bytes`)."""
+    total = 0
+    for pid, group in _groups().items():
+        if group == pgid:
+            total += _private_bytes(pid)
+    return total
+
+
+def _groups() -> dict[str, int]:
+    """The process group of every process, from /proc/<pid>/stat."""
+    out: dict[str, int] = {}
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2:
+            out[pid] = int(fields[2])
+    return out
+
+
+def _group_rss() -> dict[int, int]:
+    """Resident bytes per process group, from /proc/<pid>/stat."""
     out: dict[int, int] = {}
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
@@ -200,8 +227,7 @@ def _group_rss(private: frozenset[int] = frozenset()) -> dict[int, int]:
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 21:
             pgrp = int(fields[2])
-            size = _private_bytes(pid) if pgrp in private else int(fields[21]) * _PAGE_SIZE
-            out[pgrp] = out.get(pgrp, 0) + size
+            out[pgrp] = out.get(pgrp, 0) + int(fields[21]) * _PAGE_SIZE
     return out
 
 
@@ -463,11 +489,14 @@ class Kubelet:
             with self._lock:
                 runtimes = [rt for rt in self._runtimes.values() if rt.proc is not None and not rt.finished.is_set()]
             limited = [rt for rt in runtimes if rt.memory_limit]
-            forked = frozenset(rt.proc.pid for rt in limited if isinstance(rt.proc, ForkedContainer))
-            rss = _group_rss(forked) if limited else {}
+            rss = _group_rss() if limited else {}
             for rt in limited:
                 assert rt.proc is not None and rt.memory_limit is not None
-                if rt.proc.poll() is None and rss.get(rt.proc.pid, 0) > rt.memory_limit:
+                over = rt.proc.poll() is None and rss.get(rt.proc.pid, 0) > rt.memory_limit
+                # A forked pod shares the warm interpreter's pages: only its own count (never more than its RSS).
+                if over and isinstance(rt.proc, ForkedContainer):
+                    over = _group_private(rt.proc.pid) > rt.memory_limit
+                if over:
                     rt.oom_killed = True
                     self._kill_group(rt, signal.SIGKILL)
             for rt in runtimes:
