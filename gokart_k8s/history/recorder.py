@@ -242,7 +242,9 @@ class RunRecorder:
         if node_name:
             name = str(node_name)
             if name not in self._nodes:
-                self._poll_nodes(1.0)
+                # A node never seen before is listed at once: a pod that starts and ends within the
+                # rate limit (a warm-started step takes a fraction of a second) still gets its facts.
+                self._poll_nodes(0.0 if name not in self._node_names else 1.0)
             with self._lock:
                 self._node_names.add(name)
                 self._track_node(name)

@@ -50,7 +50,9 @@ def test_the_example_runs_on_the_local_cluster_built_from_its_generated_pools(tm
     (snapshot,) = (tmp_path / "resources" / "gokart_k8s" / "runs").glob("*/record.json")
     data = json.loads(snapshot.read_text())
     attempts = [a for step in data["steps"] for a in step["attempts"]]
-    assert attempts and all(isinstance(a["cost"], float) and a["cost"] > 0 for a in attempts), attempts
+    # (An attempt within one second costs 0: pod times are whole seconds, as the API server writes them.)
+    assert attempts and all(isinstance(a["cost"], float) and a["cost"] >= 0 for a in attempts), attempts
+    assert data["cost"] > 0
     assert data["cost"] == pytest.approx(sum(a["cost"] for a in attempts))
     # `gokart-k8s report` folds the record from its events again and prices it the same way.
     report = gokart_k8s(tmp_path, config, "report", "latest", "--format", "json")
