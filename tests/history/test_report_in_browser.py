@@ -164,7 +164,8 @@ def test_the_chaos_rehearsals_report_shows_a_row_per_step_a_bar_per_attempt_and_
     taken = chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1240,820", page.as_uri())
     assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
     colours = colour_counts(shot.read_bytes())
-    # Spot bars, on-demand bars and the eviction crosses are on the picture.
-    assert colours[rgb(COLOURS["spot"])] > 500
-    assert colours[rgb(COLOURS["on-demand"])] > 500
+    # Spot bars, on-demand bars and the eviction crosses are on the picture (short steps, forked from
+    # the warm interpreter in a fraction of a second, draw short bars: a few hundred pixels).
+    assert colours[rgb(COLOURS["spot"])] > 100
+    assert colours[rgb(COLOURS["on-demand"])] > 100
     assert colours[rgb(COLOURS["evicted"])] > 20
