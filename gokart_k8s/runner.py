@@ -392,17 +392,35 @@ def _report(report: Any, progress: ProgressDisplay) -> None:
                 where = [f"node {attempt.node}"] if attempt.node else []
                 where += [f"pool {attempt.pool}"] if attempt.pool else []
                 where += [f"{attempt.capacity_type} capacity"] if attempt.capacity_type else []
-                said = attempt.reason
-                if attempt.exit_code is not None and f"exit {attempt.exit_code}" not in said:
-                    said = f"{said}, exit {attempt.exit_code}" if said else f"exit {attempt.exit_code}"
                 progress.log(
                     f"{step.spec.family}: attempt {number}: pod {attempt.pod}"
-                    f"{' on ' + ', '.join(where) if where else ''}: {attempt.outcome}{f' ({said})' if said else ''}"
+                    f"{' on ' + ', '.join(where) if where else ''}: {attempt_verdict(attempt)}"
                 )
         if step.error is not None:
             progress.log(f"{step.spec.family}: {step.error}")
     if report.error is not None:
         progress.log(f"gokart-k8s: error: {report.error}")
+
+
+def attempt_verdict(attempt: Any) -> str:
+    """How an attempt ended, for its summary line: ``evicted (TerminationByKubelet, exit 143)``.
+
+    A pod that ended without a node, a start or an exit code never ran: it was deleted while it
+    waited to be scheduled (its Job replaced by the on-demand one, or deleted), which is no failure
+    of the step, whatever phase its deletion left it in.
+    """
+    if (
+        attempt.node is None
+        and attempt.started is None
+        and attempt.exit_code is None
+        and attempt.reason in ("", "Error")
+    ):
+        if attempt.outcome not in ("running", "pending", "succeeded"):
+            return "never ran (deleted before it was scheduled on a node)"
+    said = attempt.reason
+    if attempt.exit_code is not None and f"exit {attempt.exit_code}" not in said:
+        said = f"{said}, exit {attempt.exit_code}" if said else f"exit {attempt.exit_code}"
+    return f"{attempt.outcome}{f' ({said})' if said else ''}"
 
 
 def _report_cost(steps: Sequence[Any], settings: Settings, progress: ProgressDisplay) -> None:

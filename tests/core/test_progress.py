@@ -103,3 +103,32 @@ def test_an_interrupted_run_says_interrupted_and_where_the_outputs_are_when_done
     done = ProgressDisplay([a], stream=io.StringIO())
     done.step_state(a, "succeeded")
     assert done.summary(outputs=["gs://bucket/p/Load_1.pkl"]).splitlines()[-1] == "output: gs://bucket/p/Load_1.pkl"
+
+
+def test_an_attempt_deleted_before_it_was_scheduled_is_said_to_have_never_run_not_to_have_failed() -> None:
+    from gokart_k8s.cluster.outcomes import Attempt
+    from gokart_k8s.runner import attempt_verdict
+
+    def attempt(**changes: object) -> Attempt:
+        base: dict[str, object] = dict(
+            pod="train-1",
+            node=None,
+            pool="spot-large",
+            capacity_type="spot",
+            submitted=1.0,
+            started=None,
+            ended=2.0,
+            outcome="failed",
+            reason="Error",
+            exit_code=None,
+        )
+        return Attempt(**{**base, **changes})  # type: ignore[arg-type]
+
+    assert attempt_verdict(attempt()) == "never ran (deleted before it was scheduled on a node)"
+    # Anything the cluster said of it is kept: an unschedulable pod, a pod that ran, one still waiting.
+    assert attempt_verdict(attempt(reason="Unschedulable")) == "failed (Unschedulable)"
+    assert attempt_verdict(attempt(node="n1", started=1.5, exit_code=1)) == "failed (Error, exit 1)"
+    assert attempt_verdict(attempt(outcome="pending", reason="")) == "pending"
+    assert attempt_verdict(
+        attempt(node="n1", started=1.5, outcome="evicted", reason="TerminationByKubelet", exit_code=143)
+    ) == ("evicted (TerminationByKubelet, exit 143)")
