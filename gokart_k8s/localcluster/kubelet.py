@@ -61,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,39 +193,30 @@ def _group_private(pgid: int) -> int:
     return total
 
 
-def _groups() -> dict[str, int]:
-    """The process group of every process, from /proc/<pid>/stat."""
-    out: dict[str, int] = {}
+def _proc_stats() -> Iterator[tuple[str, list[bytes]]]:
+    """``(pid, fields)`` of every process, the fields of /proc/<pid>/stat after its command name."""
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
-        return out
+        return
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat", "rb") as fh:
                 stat = fh.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2:
-            out[pid] = int(fields[2])
-    return out
+        yield pid, stat[stat.rfind(b")") + 2 :].split()
+
+
+def _groups() -> dict[str, int]:
+    """The process group of every process, from /proc/<pid>/stat."""
+    return {pid: int(fields[2]) for pid, fields in _proc_stats() if len(fields) > 2}
 
 
 def _group_rss() -> dict[int, int]:
     """Resident bytes per process group, from /proc/<pid>/stat."""
     out: dict[int, int] = {}
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return out
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
+    for _pid, fields in _proc_stats():
         if len(fields) > 21:
             pgrp = int(fields[2])
             out[pgrp] = out.get(pgrp, 0) + int(fields[21]) * _PAGE_SIZE

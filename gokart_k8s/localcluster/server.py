@@ -297,6 +297,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(405, f"{method} is not allowed on {rt.plural}/{sub}", reason="MethodNotAllowed")
 
+    def _send_document(self, body: bytes) -> None:
+        """A JSON document serialised once and served as is (the OpenAPI documents)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _discovery(self, path: str) -> bool:
         doc: Any = None
         if path == "/version":
@@ -317,11 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
                     406, f"/openapi/v2 is served as application/json only, not {accept}", reason="NotAcceptable"
                 )
             body = openapi.document_v2()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send_document(body)
             return True
         elif path.startswith("/openapi/v3/"):
             parts = path[len("/openapi/v3/") :].split("/")
@@ -332,11 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = openapi.document(parts[1], parts[2])
             if body is None:
                 raise ApiError(404, f"the server could not find the requested resource ({path})", reason="NotFound")
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send_document(body)
             return True
         elif path == "/api/v1":
             doc = r.api_resource_list("", "v1")
