@@ -725,8 +725,11 @@ class _Driver:
             self.jobs[name] = obj
             return follower
         job_uid = _job_uid_of_pod(obj)
-        if job_uid is None or job_uid not in self.job_uids:
+        if job_uid is None:
             return None
+        # Kept even before its Job is known: Jobs and pods come on two watches, and with Jobs created
+        # off the loop a pod's events (an Unschedulable pod's only ones) can come before its Job's
+        # and before the POST's answer. The watch selects this run's identity, so it is ours.
         bucket = self.pods.setdefault(job_uid, {})
         pod_uid = uid or change.name
         if change.type == "DELETED":
