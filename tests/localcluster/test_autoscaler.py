@@ -215,8 +215,24 @@ def test_kubectl_get_nodes_watch_shows_nodes_coming_and_going(
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
+    flag = tmp_path / "done"
     try:
-        cluster.store.create(r.JOB, make_job("w", "1", seconds=1), "default")
+        # The pod holds its node until the flag: kubectl must be watching before the node can go
+        # (a node added and removed before kubectl's first list would never show in its watch).
+        job = make_job("w", "1")
+        job["spec"]["template"]["spec"]["containers"][0]["command"] = [
+            "sh",
+            "-c",
+            f"while [ ! -e {flag} ]; do sleep 0.1; done",
+        ]
+        cluster.store.create(r.JOB, job, "default")
+        wait_for(
+            lambda: ["ADDED", "burst-0"] in [line.split()[:2] for line in lines],
+            timeout=60,
+            what="kubectl shows the node added",
+            failure=lambda: "".join(lines),
+        )
+        flag.touch()
         wait_for(
             lambda: any(line.split()[:2] == ["DELETED", "burst-0"] for line in lines),
             timeout=60,
