@@ -8,10 +8,9 @@ order of events is exactly the one that matters (a real cluster decides it by ti
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
 from gokart_k8s.cluster.watching import Change
 from gokart_k8s.conventions import LABEL_IDENTITY, LABEL_RUN_ID, job_name, step_identity
 from gokart_k8s.driver import _Driver, _Run
@@ -19,29 +18,19 @@ from gokart_k8s.platforms import get_profile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import collect
 from gokart_k8s.workspace import WORKSPACE_ENV
+from tests.driver.fakes import QuietCluster
 from tests.driver.pipelines import Leaf
 
 ENV = {WORKSPACE_ENV: "gs://bucket/ws/"}
 IMAGE = "img:1"
 
 
-class _IdleStream:
-    def __iter__(self) -> Iterator[WatchEvent]:
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
-
-class RecordingCluster:
+class RecordingCluster(QuietCluster):
     """Creates and deletes nothing for real: records what the driver asks for."""
 
     def __init__(self) -> None:
         self.created: list[str] = []
         self.deleted: list[str] = []
-
-    def check_access(self, namespace: str) -> None:
-        pass
 
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         name = str(manifest["metadata"]["name"])
@@ -53,20 +42,6 @@ class RecordingCluster:
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.deleted.append(name)
-
-    def list(self, resource: Resource, namespace: str, selector: str) -> ObjectList:
-        return ObjectList([], "1")
-
-    def watch(
-        self, resource: Resource, namespace: str, selector: str, *, resource_version: str, timeout_seconds: int
-    ) -> _IdleStream:
-        return _IdleStream()
-
-    def read_pod_log(self, namespace: str, name: str, *, tail_lines: int | None = None) -> str:
-        return ""
-
-    def follow_pod_log(self, namespace: str, name: str, *, idle_timeout: float = 3600.0) -> Iterator[str]:
-        return iter(())
 
 
 def driver_for(api: RecordingCluster, settings: Settings) -> tuple[_Driver, _Run, str]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import _thread
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
-from gokart_k8s.cluster import ObjectList, Resource, WatchEvent
 from gokart_k8s.cluster.submission import Submitter
 from gokart_k8s.cluster.watching import Change
 from gokart_k8s.conventions import LABEL_IDENTITY, step_identity
@@ -25,28 +24,17 @@ from gokart_k8s.errors import ClusterUnreachableError, SubmissionError
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import collect
+from tests.driver.fakes import QuietCluster, QuietStream
 from tests.driver.pipelines import Leaf
 from tests.driver.test_replacement import ENV, IMAGE, settle
 
 IDENTITY = step_identity(IMAGE, ENV)
 
 
-class _QuietStream:
-    """A watch that reports nothing until it is closed (the driver's stop)."""
-
-    def __init__(self) -> None:
-        self._closed = threading.Event()
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        self._closed.wait(60)
-        return iter(())
-
-    def close(self) -> None:
-        self._closed.set()
-
-
-class SeamCluster:
+class SeamCluster(QuietCluster):
     """Creates Jobs in memory; records every create as it starts and as it returns."""
+
+    stream = QuietStream
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -55,9 +43,6 @@ class SeamCluster:
         self.deleted: list[str] = []
         self.active = 0
         self.most_active = 0
-
-    def check_access(self, namespace: str) -> None:
-        pass
 
     def before_create(self, name: str) -> None:
         """Hook of the tests: runs in the submitter's thread while the create is in progress."""
@@ -91,20 +76,6 @@ class SeamCluster:
         with self.lock:
             self.deleted.append(name)
             self.jobs.pop(name, None)
-
-    def list(self, resource: Resource, namespace: str, selector: str) -> ObjectList:
-        return ObjectList([], "1")
-
-    def watch(
-        self, resource: Resource, namespace: str, selector: str, *, resource_version: str, timeout_seconds: int
-    ) -> _QuietStream:
-        return _QuietStream()
-
-    def read_pod_log(self, namespace: str, name: str, *, tail_lines: int | None = None) -> str:
-        return ""
-
-    def follow_pod_log(self, namespace: str, name: str, *, idle_timeout: float = 3600.0) -> Iterator[str]:
-        return iter(())
 
 
 def driver_of(
