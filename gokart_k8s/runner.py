@@ -487,11 +487,12 @@ def _report_node_cost(lifetimes: Any, settings: Settings, progress: ProgressDisp
 
     try:
         options = load_cost_options(region=settings.region)
-        line = node_cost_line(lifetimes, platform=settings.platform, options=options, machines=load_machines())
+        label = "node cost" if time_scale == 1 else "node cost (cluster time)"
+        line = node_cost_line(
+            lifetimes, platform=settings.platform, options=options, machines=load_machines(), label=label
+        )
     except GokartK8sError as exc:
         line = f"node cost: not estimated ({exc})"
-    if time_scale != 1 and line.startswith("node cost: ") and "USD" in line:
-        line = "node cost (cluster time): " + line[len("node cost: ") :]
     progress.log(line)
 
 

@@ -366,11 +366,17 @@ def run_cost_line(attempts: Iterable[Any], *, platform: str, options: CostOption
 
 
 def node_cost_line(
-    lifetimes: Iterable[Mapping[str, Any] | Any], *, platform: str, options: CostOptions, machines: Sequence[Machine]
+    lifetimes: Iterable[Mapping[str, Any] | Any],
+    *,
+    platform: str,
+    options: CostOptions,
+    machines: Sequence[Machine],
+    label: str = "node cost",
 ) -> str:
     """``node cost: 1.2345 USD at list prices (pool a 0.1000, pool b 1.2345)`` from node lifetimes,
     naming the pools whose machine has no price. Autopilot bills pods, not nodes; a plain cluster's
-    prices are not known: both are said instead."""
+    prices are not known: both are said instead. ``label`` names the priced line (a rehearsal's says
+    its hours are the autoscaler's compressed clock)."""
     if platform == "gke-autopilot":
         return "node cost: none on Autopilot, which bills the pods' requests (see the cost line)"
     if platform == "plain":
@@ -383,7 +389,7 @@ def node_cost_line(
     )
     known = [c for c in costs if c.cost is not None]
     total = sum((c.cost for c in known if c.cost is not None), Decimal(0))
-    text = f"node cost: {total:.4f} USD at list prices"
+    text = f"{label}: {total:.4f} USD at list prices"
     if known:
         text += " (" + ", ".join(f"{c.pool} {c.cost:.4f}" for c in known) + ")"
     unknown = [c for c in costs if c.cost is None]
