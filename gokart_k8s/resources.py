@@ -13,6 +13,7 @@ needs no configuration at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -53,7 +54,13 @@ def quantity_value(text: str | int | float) -> Decimal:
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise QuantityError(f"expected a quantity such as '500m', '2' or '16Gi', got {text!r}")
-    raw = text if isinstance(text, str) else str(text)
+    return _quantity_of_text(text if isinstance(text, str) else str(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantity_of_text(raw: str) -> Decimal:
+    # Memoised: the embedded cluster's scheduler and autoscaler read the same few quantities
+    # ("1", "4Gi") of every pod and node on every pass. A Decimal is immutable.
     match = _QUANTITY_RE.match(raw)
     if not match:
         raise QuantityError(

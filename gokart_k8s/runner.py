@@ -289,6 +289,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             workdir=empty_dir if package is not None and not _uses_local_files(plan) else None,
             warm_interpreter=settings.warm_interpreter,
         ).start()
+        cluster.warm_up()  # steps will run: preload while the first nodes come up
         try:
             progress.log(
                 f"local cluster at {cluster.url}, pools: {', '.join(p.name for p in pools)} "

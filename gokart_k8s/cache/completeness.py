@@ -6,7 +6,10 @@ runs. :func:`find_complete` asks the same question for the whole graph at once: 
 output path, groups them by directory, lists each directory **once** (GCS: ``objects.list`` with
 ``prefix=`` and ``delimiter='/'``, 1,000 names per page; local: one ``os.scandir``) and tests
 membership on the client. It never uses ``match_glob``: exact names need no server-side glob, and
-fake-gcs-server ignores it.
+fake-gcs-server ignores it. A directory asked about for only a few names (the driver asks about one
+step as it ends) is not listed: each name is checked on its own (one ``objects.get``, a ``stat``),
+since listing a directory that holds N outputs once per finished step made a run of N steps
+quadratic.
 
 Semantics are gokart's ``complete()`` for ordinary tasks: a task is complete when *every* output
 exists (a dict/list ``output()`` counts only when all its targets exist), a path that is a
@@ -32,6 +35,9 @@ from luigi.task import flatten as _flatten
 
 __all__ = ["find_complete"]
 
+#: A directory with at most this many names to test has each checked on its own instead of listed.
+CHECK_EACH_UP_TO = 2
+
 # luigi ships py.typed but leaves these untyped; give them the types they have.
 flatten: Callable[[object], list[object]] = _flatten
 _GOKART_COMPLETE = gokart.TaskOnKart.complete
@@ -46,18 +52,35 @@ def find_complete(tasks: Iterable[luigi.Task], *, max_workers: int = 8) -> set[l
     unique = {task.task_id: task for task in tasks}
     plans: dict[str, list[str] | None] = {tid: _output_paths(task) for tid, task in unique.items()}
 
-    directories = sorted({_split(path)[0] for paths in plans.values() if paths for path in paths})
+    wanted: dict[str, set[str]] = {}
+    for paths in plans.values():
+        for path in paths or ():
+            directory, name = _split(path)
+            wanted.setdefault(directory, set()).add(name)
+    directories = sorted(d for d, names in wanted.items() if len(names) > CHECK_EACH_UP_TO)
+    singles = sorted((d, name) for d, names in wanted.items() if len(names) <= CHECK_EACH_UP_TO for name in names)
     fallbacks = [tid for tid, paths in plans.items() if paths is None]
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        listed = dict(zip(directories, pool.map(_list_directory, directories), strict=True))
-        checked = dict(zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True))
+    if len(directories) + len(singles) + len(fallbacks) <= 1:  # one question: no threads to start
+        listed = {d: _list_directory(d) for d in directories}
+        present = {single for single in singles if _exists(*single)}
+        checked = {tid: _call_complete(unique[tid]) for tid in fallbacks}
+    else:
+        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+            listed = dict(zip(directories, pool.map(_list_directory, directories), strict=True))
+            found = pool.map(lambda single: _exists(*single), singles)
+            present = {single for single, there in zip(singles, found, strict=True) if there}
+            checked = dict(zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True))
+
+    def exists(path: str) -> bool:
+        directory, name = _split(path)
+        return name in listed[directory] if directory in listed else (directory, name) in present
 
     complete: set[luigi.Task] = set()
     for tid, paths in plans.items():
         if paths is None:
             done = checked[tid]
         else:
-            done = all(_split(path)[1] in listed[_split(path)[0]] for path in paths)
+            done = all(exists(path) for path in paths)
             if not paths and not isinstance(unique[tid], gokart.TaskOnKart):
                 done = False  # luigi.Task.complete() is False for a task without outputs
         if done:
@@ -98,6 +121,15 @@ def _split(path: str) -> tuple[str, str]:
         return head, name
     full = os.path.abspath(path)
     return os.path.dirname(full), os.path.basename(full)
+
+
+def _exists(directory: str, name: str) -> bool:
+    """One name, as the listing would have it: an object or a "directory" (GCS), or a path that exists."""
+    if directory.startswith("gs://"):
+        from gokart_k8s.cache.gcs import gcs_filesystem
+
+        return gcs_filesystem().exists(f"{directory}/{name}")
+    return os.path.exists(os.path.join(directory, name))
 
 
 def _list_directory(directory: str) -> set[str]:

@@ -52,7 +52,7 @@ from . import cron
 from . import resources as r
 from .loops import ControlLoop, PassLoop
 from .status import ApiError
-from .store import Obj, Store, owned_by, parse_timestamp, timestamp
+from .store import Obj, Store, clone, owned_by, parse_timestamp, timestamp
 
 JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -273,8 +273,7 @@ class JobController(ControlLoop):
             refs = [o for o in p["metadata"].get("ownerReferences") or [] if o.get("controller")]
             return any(o.get("kind") == "Job" and o.get("name") == name and o.get("uid") != live_uid for o in refs)
 
-        pods, _ = self.store.list(r.POD, namespace, stale)
-        for pod in pods:
+        for pod in self.store.dependents(r.POD, namespace, "Job", name, stale, copy=False):
             self._remove_finalizer(pod)
 
     def _create_pod(self, job: Obj) -> bool:
@@ -327,14 +326,18 @@ class JobController(ControlLoop):
 
     # ------------------------------------------------------------------ reconcile
     def sync(self, namespace: str, name: str) -> None:
-        job = self.store.try_get(r.JOB, namespace, name)
+        # The stored Job itself, read-only (a copy of its pod template per sync was most of a sync):
+        # the status is worked on as a copy and written back through Store.update.
+        job = self.store.try_get(r.JOB, namespace, name, copy=False)
         self._release_pods_of_gone_jobs(namespace, name, job)
         if job is None:
             return
         uid = job["metadata"]["uid"]
         spec = job.get("spec") or {}
-        pods, _ = self.store.list(r.POD, namespace, lambda p: owned_by(p, uid, controller_only=True))
-        status = job.setdefault("status", {})
+        pods = self.store.dependents(
+            r.POD, namespace, "Job", name, lambda p: owned_by(p, uid, controller_only=True), copy=False
+        )
+        status = clone(job.get("status") or {})
         before = repr(status)
         now = utc_now()
         finished = job_finished(job)

@@ -270,6 +270,11 @@ class Kubelet:
         with self._lock:
             return self._logs.get(uid)
 
+    def warm_up(self) -> None:
+        """Start the warm interpreter's preload now (see :meth:`.warm.client.WarmStarter.warm_up`)."""
+        if self.warm is not None:
+            self.warm.warm_up()
+
     def pid_of(self, uid: str) -> int | None:
         with self._lock:
             rt = self._runtimes.get(uid)

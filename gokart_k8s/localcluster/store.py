@@ -10,6 +10,9 @@ Design (the shape of etcd plus the apiserver's watch cache, shrunk to one proces
   any rv still in the log; older ones get ``410 Gone`` / ``Expired`` like a compacted etcd
   (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes).
 * One ``threading.Condition``: writers ``notify_all``; watch streams wait on it.
+* An index of owner references (the objects that name each owner), so a controller finds a Job's
+  pods without reading every pod: the Job controller syncs a Job several times per pod, and a scan
+  per sync made a rehearsal of N steps quadratic in N.
 * Controllers (Job, CronJob, scheduler, kubelet) subscribe with listeners that are called under the
   lock and must only enqueue work; they write back through :meth:`Store.update`, a
   read-modify-write under the lock, so no controller ever sees a conflict.
@@ -79,6 +82,8 @@ class Store:
     ) -> None:
         self.cond = threading.Condition(threading.RLock())
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {t.key: {} for t in r.ALL_TYPES}
+        #: (resource key, namespace, owner kind, owner name) -> keys of the objects naming that owner.
+        self._dependents: dict[tuple[str, str, str, str], set[tuple[str, str]]] = {}
         self._rv = 0
         self._events: list[Event] = []
         self._first_rv = 1
@@ -101,10 +106,11 @@ class Store:
         with self.cond:
             self._listeners.append(listener)
 
-    def try_get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
+    def try_get(self, rt: ResourceType, namespace: str | None, name: str, *, copy: bool = True) -> Obj | None:
+        """The object, or None; ``copy=False`` returns the stored dict itself (callers must not mutate it)."""
         with self.cond:
             obj = self._objects[rt.key].get((namespace or "", name))
-            return clone(obj) if obj is not None else None
+        return clone(obj) if obj is not None and copy else obj
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.try_get(rt, namespace, name)
@@ -125,13 +131,36 @@ class Store:
         ``copy=False`` returns the stored dicts themselves: callers must not mutate them.
         """
         with self.cond:
-            items = [
-                obj
-                for (ns, _), obj in sorted(self._objects[rt.key].items(), key=lambda kv: kv[0])
-                if (namespace is None or ns == namespace) and (predicate is None or predicate(obj))
+            matches = [
+                (key, obj)
+                for key, obj in self._objects[rt.key].items()
+                if (namespace is None or key[0] == namespace) and (predicate is None or predicate(obj))
             ]
             rv = self._rv
+        items = [obj for _, obj in sorted(matches, key=lambda kv: kv[0])]
         return ([clone(o) for o in items] if copy else items), rv
+
+    def dependents(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        owner_kind: str,
+        owner_name: str,
+        predicate: Callable[[Obj], bool] | None = None,
+        *,
+        copy: bool = True,
+    ) -> builtins.list[Obj]:
+        """Objects of ``rt`` in ``namespace`` with an owner reference to ``owner_kind``/``owner_name``, by name.
+
+        Found through the owner index, whatever the number of other objects; the owner's uid is the
+        caller's to check (a Job deleted and created again under its name has new dependents).
+        ``copy=False`` returns the stored dicts themselves: callers must not mutate them.
+        """
+        with self.cond:
+            stored = self._objects[rt.key]
+            keys = sorted(self._dependents.get((rt.key, namespace, owner_kind, owner_name), ()))
+            items = [stored[k] for k in keys if predicate is None or predicate(stored[k])]
+        return [clone(o) for o in items] if copy else items
 
     def events_since(self, cursor: int) -> builtins.list[Event] | None:
         """Events with rv > cursor, or None when some of them were dropped from the log (410)."""
@@ -147,10 +176,14 @@ class Store:
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self._rv)
         key = (meta.get("namespace") or "", meta["name"])
+        stored = self._objects[rt.key].get(key)
+        if stored is not None:
+            self._index_owners(rt, key, stored, add=False)
         if kind == "DELETED":
             self._objects[rt.key].pop(key, None)
         else:
             self._objects[rt.key][key] = obj
+            self._index_owners(rt, key, obj, add=True)
         self._events.append((self._rv, kind, rt, obj, old))
         if len(self._events) > self._max_events + self._max_events // 4:
             drop = len(self._events) - self._max_events
@@ -159,6 +192,18 @@ class Store:
         for listener in self._listeners:
             listener(kind, rt, obj, old)
         self.cond.notify_all()
+
+    def _index_owners(self, rt: ResourceType, key: tuple[str, str], obj: Obj, *, add: bool) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            entry = (rt.key, key[0], str(ref.get("kind")), str(ref.get("name")))
+            if add:
+                self._dependents.setdefault(entry, set()).add(key)
+                continue
+            keys = self._dependents.get(entry)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._dependents[entry]
 
     def _require_namespace(self, rt: ResourceType, namespace: str | None) -> str:
         if not rt.namespaced:
@@ -276,7 +321,7 @@ class Store:
                     400, f"the name of the object ({new['metadata']['name']}) does not match the URL ({name})"
                 )
             merged = self._merge_for_replace(rt, old, new, subresource)
-            return self._write(rt, old, merged, dry_run=dry_run)
+            return clone(self._write(rt, old, merged, dry_run=dry_run))
 
     @staticmethod
     def _merge_for_replace(rt: ResourceType, old: Obj, new: Obj, subresource: str | None) -> Obj:
@@ -305,7 +350,7 @@ class Store:
         """Admit and commit ``new`` as the next version of ``old`` (lock held)."""
         if self._admission:
             self._admission(rt, new, old)
-        if json.dumps(new.get("spec"), sort_keys=True) != json.dumps(old.get("spec"), sort_keys=True):
+        if new.get("spec") != old.get("spec"):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if dry_run:
             return new
@@ -314,7 +359,7 @@ class Store:
             self._commit(rt, "DELETED", new, old)
         else:
             self._commit(rt, "MODIFIED", new, old)
-        return clone(new)
+        return new
 
     def update(
         self,
@@ -327,7 +372,9 @@ class Store:
     ) -> Obj | None:
         """Controller read-modify-write: ``mutate`` edits a copy; returning False skips the write.
 
-        Returns the stored result, or None when the object (with that uid) no longer exists.
+        Returns the stored result itself (read-only, as every stored dict: no copy, which the
+        controllers' many writes would pay for and rarely read), or None when the object (with that
+        uid) no longer exists.
         Admission still runs, so controllers cannot store what a client could not.
         """
         with self.cond:

@@ -472,6 +472,24 @@ def test_no_warm_server_outlives_its_cluster(probe_code: tuple[Path, dict[int, s
     assert _group_gone(server)
 
 
+def test_warm_up_starts_the_preload_before_any_pod_asks_for_it(tmp_path: Path) -> None:
+    """A rehearsal warms the interpreter up as its cluster starts, so the preload overlaps the first
+    nodes' provisioning; a cluster nobody warms up starts no server until a step pod needs one."""
+    cluster = LocalCluster(workdir=tmp_path).start()
+    try:
+        warm = cluster.kubelet.warm
+        assert warm is not None
+        assert warm.server_starts == 0 and warm.server_pid is None
+        cluster.warm_up()
+        deadline = time.monotonic() + 120
+        while warm.server_pid is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warm.server_pid is not None
+        assert warm.forked == 0
+    finally:
+        cluster.stop()
+
+
 @pytest.mark.parametrize("setting", ["true", "false"])
 def test_the_rehearsal_follows_the_warm_interpreter_setting(
     setting: str, probe_code: tuple[Path, dict[int, str]], tmp_path: Path
