@@ -48,7 +48,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import cron
+from gokart_k8s.scheduling import cron
+
 from . import resources as r
 from .loops import ControlLoop, PassLoop
 from .status import ApiError

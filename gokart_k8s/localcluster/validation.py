@@ -18,7 +18,8 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import cron
+from gokart_k8s.scheduling import cron
+
 from . import resources as r
 from .quantity import QUANTITY_PATTERN, is_quantity, parse_quantity
 from .resources import ResourceType

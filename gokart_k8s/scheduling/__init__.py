@@ -9,6 +9,8 @@ The room, by seam:
 * :mod:`~gokart_k8s.scheduling.dates` -- the scheduled time of a run and the placeholders
   (``{scheduled_date}`` ...) that bind task parameters to it;
 * :mod:`~gokart_k8s.scheduling.summaries` -- a schedule's runs as ``schedule runs`` shows them;
+* :mod:`~gokart_k8s.scheduling.cron` -- cron schedules as the CronJob controller reads them (the
+  schedule's validation and dates here, and the embedded cluster's CronJob controller, use it);
 * :mod:`~gokart_k8s.scheduling.command` -- the ``gokart-k8s schedule`` command line (the edge: it
   reads settings, plans the task and calls :mod:`gokart_k8s.cluster.schedules`).
 

@@ -186,7 +186,7 @@ def scheduled_time_for_date(cron: str, day: date, timezone: str | None) -> datet
     So ``schedule trigger NAME --date 2026-11-01`` re-runs the run that 2026-11-01 had, with the
     parameters it had.
     """
-    from gokart_k8s.localcluster.cron import parse
+    from gokart_k8s.scheduling.cron import parse
 
     tz_zone = zone(timezone)
     midnight = datetime(day.year, day.month, day.day, tzinfo=tz_zone)

@@ -165,7 +165,7 @@ def cron_problem(expression: str) -> str | None:
 
     The parsing is the controller's (robfig/cron standard parser), as the local cluster emulates it.
     """
-    from gokart_k8s.localcluster.cron import CronError, parse
+    from gokart_k8s.scheduling.cron import CronError, parse
 
     try:
         parse(expression)

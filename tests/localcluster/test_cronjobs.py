@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from gokart_k8s.localcluster import LocalCluster, ManualClock, cron
+from gokart_k8s.localcluster import LocalCluster, ManualClock
+from gokart_k8s.scheduling import cron
 from tests.localcluster.conftest import job_condition, wait_for
 
 START = datetime(2030, 1, 7, 9, 58, 30, tzinfo=timezone.utc)  # a Monday

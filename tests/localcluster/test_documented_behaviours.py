@@ -448,7 +448,7 @@ def test_job_status_counts_ready_and_terminating_pods(batch: client.BatchV1Api, 
 
 def test_cron_days_match_either_restricted_field_and_seven_is_sunday() -> None:
     """Row "5-field cron with …, 7 = Sunday, …; a day matches either restricted day field (Vixie cron)"."""
-    from gokart_k8s.localcluster import cron
+    from gokart_k8s.scheduling import cron
 
     friday_or_13th = cron.parse("0 0 13 * FRI")
     new_year = datetime(2030, 1, 1, tzinfo=timezone.utc)  # a Tuesday; the 4th is a Friday, the 13th a Sunday
