@@ -94,6 +94,7 @@ class WorkQueue:
         self._ready: list[tuple[str, str]] = []
         self._queued: set[tuple[str, str]] = set()
         self._delayed: list[tuple[float, tuple[str, str]]] = []
+        self._woken = False
 
     def add(self, key: tuple[str, str]) -> None:
         with self._cond:
@@ -121,7 +122,8 @@ class WorkQueue:
                     key = self._ready.pop(0)
                     self._queued.discard(key)
                     return key
-                if now >= deadline:
+                if now >= deadline or self._woken:
+                    self._woken = False
                     return None
                 wait = deadline - now
                 if self._delayed:
@@ -129,7 +131,9 @@ class WorkQueue:
                 self._cond.wait(max(0.001, wait))
 
     def wake(self) -> None:
+        """Make a waiting (or the next) :meth:`get` return None now: the loop then sees its stop flag."""
         with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
 

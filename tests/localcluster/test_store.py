@@ -1,7 +1,9 @@
-"""The object store's owner index: what a controller reads instead of scanning every object."""
+"""The object store's owner index (what a controller reads instead of scanning every object), and
+the controllers' work queue."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -63,3 +65,17 @@ def test_dependents_are_copies_unless_asked_for_the_stored_objects(store: Store)
     assert "labels" not in store.get(r.POD, "default", "a")["metadata"]
     stored = store.dependents(r.POD, "default", "Job", "job-a", copy=False)[0]
     assert stored is store.dependents(r.POD, "default", "Job", "job-a", copy=False)[0]
+
+
+def test_a_woken_work_queue_returns_at_once_so_a_stopping_controller_does_not_wait_out_its_timeout() -> None:
+    from gokart_k8s.localcluster.controllers import WorkQueue
+
+    queue = WorkQueue()
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(queue.get(timeout=120)))
+    waiter.start()
+    queue.wake()
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and got == [None]
+    queue.add(("default", "job"))
+    assert queue.get(timeout=120) == ("default", "job")  # a wake is spent once, keys still come
