@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gokart
@@ -83,9 +84,11 @@ def test_a_plain_luigi_task_counts_its_file_targets(tmp_path: Any) -> None:
     assert find_complete(tasks) == {tasks[0]}
 
 
-def test_lists_each_gcs_directory_once_instead_of_one_request_per_output(
+@pytest.fixture
+def thirty_of_forty_cached(
     gcs_emulator: FakeGCSServer, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[tuple[FaultProxy, list[One]]]:
+    """Forty steps sharing one gs:// output directory, the first thirty cached; requests counted from here."""
     with FaultProxy(gcs_emulator.url) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         with install_gcs_filesystem(GCSFileSystem(retry=FAST_RETRY)):
@@ -94,34 +97,32 @@ def test_lists_each_gcs_directory_once_instead_of_one_request_per_output(
             for task in tasks[:30]:
                 task.dump(task.i)
             proxy.reset()
+            yield proxy, tasks
 
-            found = find_complete(tasks)
-            listings = proxy.request_count(method="GET", path_contains="/o?")
-            total = proxy.request_count()
 
-            assert found == set(tasks[:30])
-            assert listings == 1
-            assert total <= 2  # the listing, plus at most one bucket-metadata lookup
+def test_lists_each_gcs_directory_once_instead_of_one_request_per_output(
+    thirty_of_forty_cached: tuple[FaultProxy, list[One]],
+) -> None:
+    proxy, tasks = thirty_of_forty_cached
+    found = find_complete(tasks)
+    listings = proxy.request_count(method="GET", path_contains="/o?")
+    total = proxy.request_count()
+
+    assert found == set(tasks[:30])
+    assert listings == 1
+    assert total <= 2  # the listing, plus at most one bucket-metadata lookup
 
 
 def test_one_step_among_many_is_checked_on_its_own_not_by_listing_its_directory(
-    gcs_emulator: FakeGCSServer, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
+    thirty_of_forty_cached: tuple[FaultProxy, list[One]],
 ) -> None:
     # The driver asks about each step as it ends: listing the shared output directory each time
     # made a run of N steps read N names N times.
-    with FaultProxy(gcs_emulator.url) as proxy:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
-        with install_gcs_filesystem(GCSFileSystem(retry=FAST_RETRY)):
-            use_workspace(f"gs://{gcs_bucket}/ws")
-            tasks = [One(i=i) for i in range(40)]
-            for task in tasks[:30]:
-                task.dump(task.i)
-            proxy.reset()
-
-            assert find_complete([tasks[3]]) == {tasks[3]}
-            assert find_complete([tasks[35]]) == set()
-            assert find_complete([tasks[4], tasks[36]]) == {tasks[4]}
-            listings = [path for _, path, _ in proxy.requests if "delimiter=" in path]
-            assert listings == []
-            # Per name: one objects.get, and for a missing one luigi's "is it a directory" probe.
-            assert proxy.request_count() <= 2 * 4 + 1
+    proxy, tasks = thirty_of_forty_cached
+    assert find_complete([tasks[3]]) == {tasks[3]}
+    assert find_complete([tasks[35]]) == set()
+    assert find_complete([tasks[4], tasks[36]]) == {tasks[4]}
+    listings = [path for _, path, _ in proxy.requests if "delimiter=" in path]
+    assert listings == []
+    # Per name: one objects.get, and for a missing one luigi's "is it a directory" probe.
+    assert proxy.request_count() <= 2 * 4 + 1
