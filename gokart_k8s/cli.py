@@ -85,6 +85,7 @@ def build_parser(*, step_only: bool = False) -> argparse.ArgumentParser:
         **_task_command("plan"),
     )
     plan.add_argument("--output", "-O", choices=("table", "json"), default="table")
+    plan.add_argument("--all", action="store_true", help="list every step (a large plan counts alike steps on one row)")
     plan.add_argument(
         "--backend",
         choices=("inline", "local-cluster", "kubernetes"),
@@ -221,7 +222,9 @@ def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:
             data["cost"] = cost
         print(json.dumps(data, indent=2))
     else:
-        print(plan.table())
+        from gokart_k8s.plan import TABLE_STEPS
+
+        print(plan.table(every_step_up_to=None if args.all else TABLE_STEPS))
         from gokart_k8s.cost.command import plan_report
 
         cost_report = plan_report(args, plan)

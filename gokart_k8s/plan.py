@@ -64,6 +64,10 @@ class InputRow:
         }
 
 
+#: Past this many steps the plan table counts alike steps on one row (``plan --all``: every step).
+TABLE_STEPS = 60
+
+
 @dataclass
 class Plan:
     settings: Settings
@@ -93,25 +97,44 @@ class Plan:
             "ok": self.ok,
         }
 
-    def table(self) -> str:
+    def table(self, *, every_step_up_to: int | None = TABLE_STEPS) -> str:
+        """One row per step; past ``every_step_up_to`` steps (None: never), one row per kind of step.
+
+        A kind is the steps alike in every column but their unique id (a fan-out's thousand
+        spokes): a table of 10,000 rows that differ only there shows nothing a reader can take in.
+        ``plan --all`` lists every step, and ``--output json`` always does.
+        """
         header = ("STEP", "UNIQUE ID", "RESOURCE CLASS", "EVICTION", "CACHED", "PLACEMENT")
-        rows = [header]
+        rows: list[tuple[str, ...]] = [header]
         for i in self.inputs:
             exists = {True: "yes", False: "MISSING", None: "unchecked"}[i.complete]
             rows.append((i.step.spec.family, "-", "external input", "-", exists, "not run: must already exist"))
+        cells: list[tuple[str, tuple[str, ...]]] = []
         for r in self.rows:
             spec = r.step.spec
             rc = spec.resource_class
-            rows.append(
-                (
-                    spec.family,
-                    spec.unique_id[:12],
-                    f"{rc.name or 'one-off'} ({rc.describe()})",
-                    spec.eviction.value,
-                    "yes" if r.cached else "no",
-                    r.placement,
-                )
+            kind: tuple[str, ...] = (
+                spec.family,
+                f"{rc.name or 'one-off'} ({rc.describe()})",
+                spec.eviction.value,
+                "yes" if r.cached else "no",
+                r.placement,
             )
+            cells.append((spec.unique_id[:12], kind))
+        grouped = every_step_up_to is not None and len(self.rows) > every_step_up_to
+        if grouped:
+            kinds: dict[tuple[str, ...], list[str]] = {}
+            for uid, kind in cells:
+                kinds.setdefault(kind, []).append(uid)
+            for kind, uids in kinds.items():
+                family, *rest = kind
+                if len(uids) == 1:
+                    rows.append((family, uids[0], *rest))
+                else:
+                    rows.append((f"{family} x{len(uids)}", f"{uids[0]} ...", *rest))
+        else:
+            for uid, (family, *rest) in cells:
+                rows.append((family, uid, *rest))
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
         lines.append(
@@ -120,6 +143,11 @@ class Plan:
             + f" · platform {self.settings.platform}"
             f" · backend {self.backend} · cache {self.workspace}"
         )
+        if grouped:
+            lines.append(
+                f"(alike steps counted on one row: {len(rows) - 1 - len(self.inputs)} rows for {len(self.rows)} steps; "
+                "--all lists every step, --output json too)"
+            )
         return "\n".join(lines)
 
 

@@ -103,3 +103,22 @@ class NeedsFloaty(gokart.TaskOnKart[Any]):
 
     def run(self) -> None:
         self.dump(self.load())
+
+
+class Spoke(gokart.TaskOnKart[Any]):
+    i: int = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.i)
+
+
+class Hub(gokart.TaskOnKart[Any]):
+    """A fan-in of ``n`` spokes: many steps alike but for their unique id."""
+
+    n: int = luigi.IntParameter(default=70)
+
+    def requires(self) -> list[Spoke]:
+        return [Spoke(i=i) for i in range(self.n)]
+
+    def run(self) -> None:
+        self.dump(sum(self.load()))
