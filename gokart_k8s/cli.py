@@ -200,6 +200,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touch_cache: bool = True) -> Any:
+    from gokart_k8s.progress import WorkNotice
     from gokart_k8s.runner import prepare_plan
     from gokart_k8s.tasks import task_from_argv
     from gokart_k8s.workspace import set_workspace_directory
@@ -207,8 +208,10 @@ def _plan(args: argparse.Namespace, luigi_argv: list[str], backend: str, *, touc
     settings = _settings(args)
     if getattr(args, "workspace", None):
         set_workspace_directory(args.workspace.rstrip("/") + "/")
-    root = task_from_argv(luigi_argv)
-    return root, prepare_plan([root], settings, backend, touch_cache=touch_cache)
+    # A large graph takes seconds to plan: a live line says so on a terminal (nothing elsewhere).
+    with WorkNotice() as notice:
+        root = task_from_argv(luigi_argv)
+        return root, prepare_plan([root], settings, backend, touch_cache=touch_cache, on_progress=notice)
 
 
 def cmd_plan(args: argparse.Namespace, luigi_argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gokart_k8s.settings import Settings
-from gokart_k8s.steps import Step, collect, is_external, prove_round_trips
+from gokart_k8s.steps import OnProgress, Step, collect, is_external, prove_round_trips
 
 
 @dataclass
@@ -162,17 +162,23 @@ def make_plan(
     backend: str = "inline",
     workspace: str,
     check_cache: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> Plan:
-    """Resolve and check every step under ``roots``; never raises for a problem, collects it."""
+    """Resolve and check every step under ``roots``; never raises for a problem, collects it.
+
+    ``on_progress`` hears each stage of the work as it starts, with the steps found so far.
+    """
     from gokart_k8s.platforms import get_profile
 
-    steps, problems = collect(roots, settings, prove=False)
+    steps, problems = collect(roots, settings, prove=False, on_progress=on_progress)
     externals = [s for s in steps if is_external(s.task)]
     steps = [s for s in steps if not is_external(s.task)]
     profile = get_profile(settings)
     complete: set[str] = set()
     checked = False
     if check_cache:
+        if on_progress is not None:
+            on_progress("checking the cache", len(steps) + len(externals))
         try:
             from gokart_k8s.workspace import find_complete
 
@@ -183,6 +189,8 @@ def make_plan(
     if backend in CLUSTER_BACKENDS:
         # Only a step that goes to a pod must survive the trip there (with its ancestors): steps
         # found in the cache are not run, and the inline backend runs every step in this process.
+        if on_progress is not None:
+            on_progress("checking each step's parameters survive the trip to a pod", len(steps))
         problems += prove_round_trips(steps, (s.spec.unique_id for s in steps if s.task.task_id not in complete))
     inputs: list[InputRow] = []
     for external in externals:

@@ -19,7 +19,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -42,6 +42,94 @@ def first_line(text: str) -> str:
     """The first line of a (possibly multi-line) detail: what fits in a table cell or a status line."""
     lines = text.strip().splitlines()
     return lines[0] + (" …" if len(lines) > 1 else "") if lines else ""
+
+
+def columns(stream: IO[str]) -> int:
+    """Columns of the terminal ``stream`` writes to (asked each time: the terminal may be resized)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
+def fitted(line: str, width: int) -> str:
+    """``line`` cut to one column short of ``width`` (a line filling the last column makes some terminals wrap)."""
+    room = max(width - 1, 10)
+    return line if len(line) <= room else line[: room - 1] + "…"
+
+
+class WorkNotice:
+    """A live line for long work before there are steps to show: planning a large graph.
+
+    Used as the ``on_progress`` callback of :func:`gokart_k8s.plan.make_plan` (what is being done,
+    with the steps found so far). On a terminal only, and only once the work has taken
+    ``after_seconds``, so a quick plan prints nothing more than before; redrawn every
+    ``every_seconds`` (the elapsed time shows it is alive during a long stage), and erased when
+    the work ends, so what follows starts on a clean line. Elsewhere (a log, CI) it writes nothing.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        live: bool | None = None,
+        after_seconds: float = 1.0,
+        every_seconds: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self._after = after_seconds
+        self._every = every_seconds
+        self._clock = clock
+        self._started = clock()
+        self._what = "importing the pipeline"
+        self._steps = 0
+        self._drawn = False
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __call__(self, what: str, steps: int) -> None:
+        with self._lock:
+            changed = what != self._what
+            self._what, self._steps = what, steps
+            if changed or self._clock() - self._last >= self._every:
+                self.draw()
+
+    def line(self) -> str:
+        seconds = int(self._clock() - self._started)
+        found = f" {self._steps:,} steps" if self._steps else ""
+        return f"planning: {self._what}…{found} · {seconds // 60:02d}:{seconds % 60:02d}"
+
+    def draw(self) -> None:
+        if not self.live or self._clock() - self._started < self._after:
+            return
+        self.stream.write("\r\033[K" + fitted(self.line(), columns(self.stream)))
+        self.stream.flush()
+        self._drawn = True
+        self._last = self._clock()
+
+    def __enter__(self) -> WorkNotice:
+        if self.live:
+            self._ticker = threading.Thread(target=self._tick, name="gokart-k8s-planning", daemon=True)
+            self._ticker.start()
+        return self
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._every):
+            with self._lock:
+                self.draw()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+        with self._lock:
+            if self._drawn:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
 
 
 @dataclass
@@ -162,21 +250,14 @@ class ProgressDisplay:
 
     def width(self) -> int:
         """Columns of the terminal the live line is drawn on, asked again at every redraw."""
-        try:
-            return os.get_terminal_size(self.stream.fileno()).columns
-        except (AttributeError, OSError, ValueError):
-            return shutil.get_terminal_size().columns
+        return columns(self.stream)
 
     def _draw(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < 0.2:
             return
         self._last_draw = now
-        line = self.status_line()
-        # One column short of the width: a line that fills the last column makes some terminals wrap.
-        room = max(self.width() - 1, 10)
-        if len(line) > room:
-            line = line[: room - 1] + "…"
+        line = fitted(self.status_line(), self.width())
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
 

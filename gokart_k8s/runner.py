@@ -64,7 +64,14 @@ class RunOptions:
     verbose: bool = False
 
 
-def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touch_cache: bool = True) -> Plan:
+def prepare_plan(
+    roots: Sequence[Any],
+    settings: Settings,
+    backend: str,
+    *,
+    touch_cache: bool = True,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> Plan:
     """Resolve the cache location for ``backend`` and plan every step under ``roots``."""
     from gokart_k8s.workspace import prepare, set_workspace_directory, workspace_directory
 
@@ -82,7 +89,12 @@ def prepare_plan(roots: Sequence[Any], settings: Settings, backend: str, *, touc
             # the plan is still shown, and a run still refuses to start.
             cache_problem = str(exc)
     plan = make_plan(
-        roots, settings, backend=backend, workspace=workspace, check_cache=touch_cache and cache_problem is None
+        roots,
+        settings,
+        backend=backend,
+        workspace=workspace,
+        check_cache=touch_cache and cache_problem is None,
+        on_progress=on_progress,
     )
     if cache_problem is not None:
         plan.problems.append(cache_problem)

@@ -240,15 +240,24 @@ def luigi_lookups_memoised() -> Iterator[None]:
         luigi.task.Task.get_params = original_params  # type: ignore[method-assign]
 
 
-def collect(roots: Iterable[Any], settings: Settings, *, prove: bool = True) -> tuple[list[Step], list[str]]:
+#: Progress of long work: ``(what is being done, how many steps so far)``, called now and then.
+OnProgress = Callable[[str, int], None]
+#: Steps between two progress reports of :func:`collect`.
+PROGRESS_EVERY = 500
+
+
+def collect(
+    roots: Iterable[Any], settings: Settings, *, prove: bool = True, on_progress: OnProgress | None = None
+) -> tuple[list[Step], list[str]]:
     """All steps under ``roots`` with their specs, and every problem found (not just the first).
 
     With ``prove`` (the default) each step's parameters are also proven to survive the trip to a
     pod (:func:`round_trip_problem`); without, the caller proves those that travel with
-    :func:`prove_round_trips` once it knows which they are.
+    :func:`prove_round_trips` once it knows which they are. ``on_progress`` hears how many steps
+    were found, every :data:`PROGRESS_EVERY` (a 10,000-step graph takes seconds to resolve).
     """
     with luigi_lookups_memoised():
-        return _collect(roots, settings, prove)
+        return _collect(roots, settings, prove, on_progress)
 
 
 def prove_round_trips(steps: Sequence[Step], travelling: Iterable[str]) -> list[str]:
@@ -280,7 +289,9 @@ def prove_round_trips(steps: Sequence[Step], travelling: Iterable[str]) -> list[
     return problems
 
 
-def _collect(roots: Iterable[Any], settings: Settings, prove: bool = True) -> tuple[list[Step], list[str]]:
+def _collect(
+    roots: Iterable[Any], settings: Settings, prove: bool = True, on_progress: OnProgress | None = None
+) -> tuple[list[Step], list[str]]:
     import luigi.task
 
     steps: list[Step] = []
@@ -309,6 +320,8 @@ def _collect(roots: Iterable[Any], settings: Settings, prove: bool = True) -> tu
             if problem:
                 problems.append(problem)
             steps.append(Step(task=task, spec=spec))
+            if on_progress is not None and len(steps) % PROGRESS_EVERY == 0:
+                on_progress("resolving the graph", len(steps))
     return steps, problems
 
 
