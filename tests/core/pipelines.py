@@ -105,20 +105,20 @@ class NeedsFloaty(gokart.TaskOnKart[Any]):
         self.dump(self.load())
 
 
-class Spoke(gokart.TaskOnKart[Any]):
+class Ray(gokart.TaskOnKart[Any]):
     i: int = luigi.IntParameter()
 
     def run(self) -> None:
         self.dump(self.i)
 
 
-class Hub(gokart.TaskOnKart[Any]):
-    """A fan-in of ``n`` spokes: many steps alike but for their unique id."""
+class Star(gokart.TaskOnKart[Any]):
+    """A fan-in of ``n`` rays: many steps alike but for their unique id."""
 
     n: int = luigi.IntParameter(default=70)
 
-    def requires(self) -> list[Spoke]:
-        return [Spoke(i=i) for i in range(self.n)]
+    def requires(self) -> list[Ray]:
+        return [Ray(i=i) for i in range(self.n)]
 
     def run(self) -> None:
         self.dump(sum(self.load()))

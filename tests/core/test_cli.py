@@ -37,17 +37,17 @@ def test_plan_prints_one_row_per_step_with_class_tolerance_cache_and_placement(c
 
 
 def test_a_large_plan_counts_alike_steps_on_one_row_and_all_lists_every_step(capsys: Any) -> None:
-    code, out, _err = run_cli(capsys, "plan", f"{PIPELINES}.Hub", "--n", "70", "--backend", "inline")
+    code, out, _err = run_cli(capsys, "plan", f"{PIPELINES}.Star", "--n", "70", "--backend", "inline")
     assert code == 0
     rows = out.splitlines()[1:-2]
-    assert [row.split()[:2] for row in rows] == [["Spoke", "x70"], ["Hub", rows[1].split()[1]]]
+    assert [row.split()[:2] for row in rows] == [["Ray", "x70"], ["Star", rows[1].split()[1]]]
     assert "71 steps, 0 cached" in out
     assert "2 rows for 71 steps; --all lists every step" in out
 
-    code, out, _err = run_cli(capsys, "plan", f"{PIPELINES}.Hub", "--n", "70", "--backend", "inline", "--all")
+    code, out, _err = run_cli(capsys, "plan", f"{PIPELINES}.Star", "--n", "70", "--backend", "inline", "--all")
     assert code == 0
     rows = out.splitlines()[1:-1]
-    assert [row.split()[0] for row in rows] == ["Spoke"] * 70 + ["Hub"]
+    assert [row.split()[0] for row in rows] == ["Ray"] * 70 + ["Star"]
     assert len({row.split()[1] for row in rows}) == 71  # each with its own unique id
 
 

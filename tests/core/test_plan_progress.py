@@ -8,7 +8,7 @@ from typing import Any
 from gokart_k8s.plan import make_plan
 from gokart_k8s.progress import WorkNotice
 from gokart_k8s.settings import load_settings
-from tests.core.pipelines import Hub
+from tests.core.pipelines import Star
 
 
 class Terminal(io.StringIO):
@@ -27,7 +27,7 @@ class Clock:
 def test_the_plan_reports_each_stage_with_the_steps_found_so_far(tmp_path: Any) -> None:
     heard: list[tuple[str, int]] = []
     make_plan(
-        [Hub(n=1200)],
+        [Star(n=1200)],
         load_settings(),
         backend="local-cluster",
         workspace=str(tmp_path) + "/",
