@@ -75,8 +75,9 @@ def message_of(kept: bytes, total: int, limit: int = MESSAGE_LIMIT) -> bytes:
     room = max(0, limit - len(TAIL))
     start = max(0, len(kept) - room)
     text = kept[start:]
-    # The byte before the text ends a line: the text starts with a whole one. Unknown: assume not.
-    whole = start > 0 and kept[start - 1 : start] == b"\n"
+    # The text starts with a whole line when nothing came before it or the byte before ends a line
+    # (when that byte is no longer kept, assume not).
+    whole = total == len(text) or (start > 0 and kept[start - 1 : start] == b"\n")
     if not whole:
         newline = text.find(b"\n")
         if 0 <= newline < len(text) - 1:
