@@ -30,8 +30,10 @@ requests per step can be compared with logs shown on both sides; luigi's default
 
 The steps are trivial on purpose: every pod runs ``python -c "print('ok')"`` (phase 3:
 ``sleep``), on both sides, so the figures measure the drivers rather than the steps. For the
-gokart_k8s side the container command of the manifest is swapped for that one command; nothing
-else of the manifest changes.
+gokart_k8s side the container command of the manifest is swapped for that one command, run as a
+real step's is, under the step supervisor (:func:`gokart_k8s.supervision.step.supervise`), which
+relays its output and writes the termination message the driver reads the log from
+(:mod:`gokart_k8s.supervision.termination_log`); nothing else of the manifest changes.
 
 Targets: at most 1/5 of luigi's API requests per step; under 300 MB with 500 steps in flight.
 """
@@ -69,6 +71,13 @@ from gokart_k8s.steps import collect
 #: kubelet's default maxPods, GKE Standard's default too), so 500 pods at once need 5 nodes.
 PODS_PER_NODE = 110
 TRIVIAL = ["python", "-c", "print('ok')"]
+#: The same command under the step supervisor, as every gokart_k8s step's command runs.
+SUPERVISED_TRIVIAL = [
+    "python",
+    "-c",
+    "import sys; from gokart_k8s.supervision.step import supervise; "
+    f"sys.exit(supervise([sys.executable, *{TRIVIAL[1:]!r}], 10))",
+]
 CLASS = ResourceClass(cpu="1m", memory="64Mi", name="bench")
 
 
@@ -367,7 +376,7 @@ def main() -> int:
                     cluster.kubeconfig,
                     [BenchSink(n=n - 2)],
                     concurrency=args.concurrency,
-                    command=TRIVIAL,
+                    command=SUPERVISED_TRIVIAL,
                     submitters=args.submitters,
                     log_sink=log_sink,
                 )
