@@ -45,6 +45,7 @@ import collections
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 import sys
 import tempfile
@@ -357,6 +358,11 @@ def main() -> int:
         "--api-latency-ms", type=float, default=0.0, help="phase 3: added to every API answer (a remote server's RTT)"
     )
     args = parser.parse_args()
+    # The pods inherit PYTHONPATH but run in the cluster's folder: ``PYTHONPATH=.`` must name this
+    # checkout there too, not whatever gokart_k8s the interpreter would find installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(entry) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry
+    )
     log_lines: list[tuple[str, str]] = []
     sink = lambda step, line: log_lines.append((step, line))  # noqa: E731
     # Phase 1 with the CLI's defaults (live logs on), then with --no-logs, so the cost of logs shows.
