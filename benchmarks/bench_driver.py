@@ -30,8 +30,10 @@ requests per step can be compared with logs shown on both sides; luigi's default
 
 The steps are trivial on purpose: every pod runs ``python -c "print('ok')"`` (phase 3:
 ``sleep``), on both sides, so the figures measure the drivers rather than the steps. For the
-gokart_k8s side the container command of the manifest is swapped for that one command; nothing
-else of the manifest changes.
+gokart_k8s side the container command of the manifest is swapped for that one command, run as a
+real step's is, under the step supervisor (:func:`gokart_k8s.supervision.step.supervise`), which
+relays its output and writes the termination message the driver reads the log from
+(:mod:`gokart_k8s.supervision.termination_log`); nothing else of the manifest changes.
 
 Targets: at most 1/5 of luigi's API requests per step; under 300 MB with 500 steps in flight.
 """
@@ -43,6 +45,7 @@ import collections
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 import sys
 import tempfile
@@ -69,6 +72,13 @@ from gokart_k8s.steps import collect
 #: kubelet's default maxPods, GKE Standard's default too), so 500 pods at once need 5 nodes.
 PODS_PER_NODE = 110
 TRIVIAL = ["python", "-c", "print('ok')"]
+#: The same command under the step supervisor, as every gokart_k8s step's command runs.
+SUPERVISED_TRIVIAL = [
+    "python",
+    "-c",
+    "import sys; from gokart_k8s.supervision.step import supervise; "
+    f"sys.exit(supervise([sys.executable, *{TRIVIAL[1:]!r}], 10))",
+]
 CLASS = ResourceClass(cpu="1m", memory="64Mi", name="bench")
 
 
@@ -348,6 +358,11 @@ def main() -> int:
         "--api-latency-ms", type=float, default=0.0, help="phase 3: added to every API answer (a remote server's RTT)"
     )
     args = parser.parse_args()
+    # The pods inherit PYTHONPATH but run in the cluster's folder: ``PYTHONPATH=.`` must name this
+    # checkout there too, not whatever gokart_k8s the interpreter would find installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(entry) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry
+    )
     log_lines: list[tuple[str, str]] = []
     sink = lambda step, line: log_lines.append((step, line))  # noqa: E731
     # Phase 1 with the CLI's defaults (live logs on), then with --no-logs, so the cost of logs shows.
@@ -367,7 +382,7 @@ def main() -> int:
                     cluster.kubeconfig,
                     [BenchSink(n=n - 2)],
                     concurrency=args.concurrency,
-                    command=TRIVIAL,
+                    command=SUPERVISED_TRIVIAL,
                     submitters=args.submitters,
                     log_sink=log_sink,
                 )

@@ -18,12 +18,14 @@ One process, one loop, no poller per step:
    on one API call at a time; their answers are applied on the loop, the one owner of step state.
 4. **Follow.** A :class:`~gokart_k8s.cluster.watching.Watcher` keeps one watch on the Jobs of the
    run's identity and one on their pods; every change is classified (:mod:`gokart_k8s.cluster.outcomes`). With a
-   ``log_sink``, each *running* pod's log is streamed live (``follow=true``, one thread per
-   running pod, at most ``max_concurrent_steps``) and handed over line by line with the step's
-   name; a pod seen only once it ended, or whose stream broke, is read once. All of it happens off
-   the loop (:mod:`gokart_k8s.cluster.logs`): a step is decided once its pods' logs are in (the
-   advice may quote them), at most a few seconds later. Without a sink, only a failed pod's last
-   lines are read, for the advice.
+   ``log_sink``, a pod Running for ``live_log_after_seconds`` has its log streamed live
+   (``follow=true``, one thread per such pod, at most ``max_concurrent_steps``) and handed over
+   line by line with the step's name. A pod that ends sooner usually brings its whole log in its
+   termination message (the step supervisor writes it, :mod:`gokart_k8s.supervision.termination_log`),
+   shown then with no request; a pod without that, or whose stream broke, is read once. All of it
+   happens off the loop (:mod:`gokart_k8s.cluster.logs`): a step is decided once its pods' logs
+   are in (the advice may quote them), at most a few seconds later. Without a sink, only a failed
+   pod's last lines are needed, for the advice: from its termination message, else read.
 5. **Evictions never spend the user's retry budget.** The Job's podFailurePolicy ``Ignore`` rule
    lets the Job controller replace an evicted pod by itself; the driver only counts evictions per
    step. After ``fallback_after_evictions`` a tolerant step on Spot is moved to on-demand capacity
@@ -73,6 +75,7 @@ from gokart_k8s.manifests import build_job_manifest, job_selector
 from gokart_k8s.platforms import PlatformProfile
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import Step, StepSpec
+from gokart_k8s.supervision.termination_log import read_message
 from gokart_k8s.workspace import WORKSPACE_ENV
 
 __all__ = ["Attempt", "ProgressSink", "RunObserver", "RunReport", "StepReport", "fallback_job_name", "run_steps"]
@@ -180,6 +183,15 @@ def _job_uid_of_pod(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _termination_message(pod: Mapping[str, Any]) -> str | None:
+    """The ``state.terminated.message`` of the pod's container (a step pod has one), None when none."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        message = ((cs.get("state") or {}).get("terminated") or {}).get("message")
+        if message:
+            return str(message)
+    return None
+
+
 def _pod_stopped(pod: Mapping[str, Any], deleted: bool) -> bool:
     return deleted or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
@@ -217,6 +229,10 @@ class _Run:
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_LOG_TAIL))
     #: Ended pods whose log is not all delivered yet: the step is decided once it is (cluster.logs).
     awaiting_logs: bool = False
+    #: Pod uid -> when the loop first saw it Running (its log is streamed ``live_log_after_seconds`` later).
+    running_since: dict[str, float] = field(default_factory=dict)
+    #: When a Running pod's stream is next due: the loop evaluates the step then, news or not.
+    follow_due: float | None = None
 
     @property
     def spec(self) -> StepSpec:
@@ -402,6 +418,7 @@ class _Driver:
                 or run.ending_since is not None
                 or (run.pending is not None and run.submitting is None)  # its POST's answer wakes it
                 or run.awaiting_logs
+                or (run.follow_due is not None and self.clock() >= run.follow_due)
             )
             if run.state == "in-flight" and (id(run) in touched or waiting):
                 self._evaluate(run)
@@ -762,6 +779,7 @@ class _Driver:
         running = False
         awaiting = False
         unsettled: list[Mapping[str, Any]] = []
+        run.follow_due = None
         for uid, pod in list(pods.items()):
             run.pod_uids.add(uid)
             if uid in run.counted:
@@ -771,7 +789,7 @@ class _Driver:
             if not ended.final:
                 running = running or ended.kind is OutcomeKind.RUNNING
                 if ended.kind is OutcomeKind.RUNNING and self.log_sink is not None:
-                    self.logs.follow(run.spec.unique_id, uid, str(_meta(pod).get("name")))
+                    self._follow_when_due(run, uid, pod)
                 if not deleted:
                     unsettled.append(pod)
                 continue
@@ -880,15 +898,34 @@ class _Driver:
                 self._record(run, pod_uid, pod, classify_pod(pod, deleted=pod_uid in self.deleted_pods))
         run.report.attempts = max(run.report.attempts, len(run.pod_uids))
 
+    def _follow_when_due(self, run: _Run, uid: str, pod: Mapping[str, Any]) -> None:
+        """Stream a Running pod's log once it has run ``live_log_after_seconds`` (see the module docstring)."""
+        now = self.clock()
+        since = run.running_since.setdefault(uid, now)
+        due = since + self.settings.live_log_after_seconds
+        if now >= due:
+            self.logs.follow(run.spec.unique_id, uid, str(_meta(pod).get("name")))
+        elif run.follow_due is None or due < run.follow_due:
+            run.follow_due = due
+
     def _log_settled(self, run: _Run, uid: str, pod: Mapping[str, Any], deleted: bool) -> bool:
         """True once an ended pod's log is all delivered; asks the log reader, never waits (cluster.logs).
 
-        With a log sink every log is shown; without one only a failed pod's last lines are read,
-        for the advice.
+        With a log sink every log is shown: from the pod's termination message when it holds the
+        whole log and no stream was opened, else streamed or read. Without one only a failed pod's
+        last lines are needed, for the advice: from the message when it has them, else read.
         """
         want = not deleted and (self.log_sink is not None or (pod.get("status") or {}).get("phase") == "Failed")
         name = str(_meta(pod).get("name"))
-        return self.logs.ended(run.spec.unique_id, uid, name, want=want, tail=None if self.log_sink else _LOG_TAIL)
+        message = read_message(_termination_message(pod))
+        lines: list[str] | None = None
+        if message is not None and self.log_sink is not None and message.complete:
+            lines = message.lines
+        elif message is not None and self.log_sink is None:
+            lines = message.lines[-_LOG_TAIL:]
+        return self.logs.ended(
+            run.spec.unique_id, uid, name, want=want, tail=None if self.log_sink else _LOG_TAIL, message=lines
+        )
 
     def _evicted(self, run: _Run, ended: Outcome) -> bool:
         """Count an eviction; return True if the step left the current Job (fallback or failure)."""

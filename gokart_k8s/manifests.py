@@ -36,6 +36,13 @@ What the Job says, and why:
   token, so neither should need the automounted one (verify on a new cluster: a GCS 403 in the
   first step points here).
 * Secrets only by reference (``secretKeyRef``), never their values.
+* ``terminationMessagePath: /dev/termination-log`` (the default, set explicitly) with
+  ``terminationMessagePolicy: FallbackToLogsOnError``, and ``GOKART_K8S_TERMINATION_MESSAGE_PATH``
+  naming that file: the step supervisor writes its log (or its end) there, so the driver can show a
+  short step's log from the pod's status without a log request; if the supervisor itself crashed,
+  the kubelet puts the log's last lines there instead
+  (https://kubernetes.io/docs/tasks/debug/debug-application/determine-reason-pod-failure/,
+  :mod:`gokart_k8s.supervision.termination_log`).
 
 :func:`check_manifest` checks what ``kubernetes-validate`` does not: quantity spelling, DNS-1123
 names and label syntax.
@@ -71,6 +78,7 @@ from gokart_k8s.placement import Placement
 from gokart_k8s.resources import parse_quantity
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
+from gokart_k8s.supervision.termination_log import DEFAULT_MESSAGE_PATH, MESSAGE_PATH_ENV
 from gokart_k8s.termination import BUDGET_ENV
 
 CONTAINER_NAME = "step"
@@ -186,7 +194,7 @@ def build_job_manifest(
     }
     # The SIGTERM budget belongs to the Job like its grace period: every path that makes one
     # (driver, render, schedule) gives the pod the configured value, not the in-pod default.
-    env = {BUDGET_ENV: str(settings.termination_budget_seconds), **env}
+    env = {BUDGET_ENV: str(settings.termination_budget_seconds), MESSAGE_PATH_ENV: DEFAULT_MESSAGE_PATH, **env}
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
     if secret_env is None:
         # The setting: the same references for every step, and for a scheduled driver's steps the
@@ -206,6 +214,8 @@ def build_job_manifest(
         "image": image,
         "command": step_argv(spec),
         "resources": resources,
+        "terminationMessagePath": DEFAULT_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

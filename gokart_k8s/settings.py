@@ -198,6 +198,14 @@ class Settings:
             "one API call at a time; 1 submits one Job after another."
         ),
     )
+    live_log_after_seconds: float = field(
+        default=2.0,
+        metadata=_doc(
+            "A step's log is streamed live once its pod has run this long (seconds); a step that ends "
+            "sooner shows its log from the pod's termination message, without a log request. 0 streams "
+            "every running pod."
+        ),
+    )
     eviction_retries: int = field(
         default=10,
         metadata=_doc(

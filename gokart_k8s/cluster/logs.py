@@ -7,11 +7,16 @@ step's news. A :class:`LogReader` does all log I/O on its own threads and hands 
 - **Live.** :meth:`LogReader.follow` streams a running pod's log (``follow=true``, one request for
   the pod's whole life, https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#get-read-log-of-the-specified-pod)
   on a thread of its own, at most ``followers`` at once; a pod beyond that is read once when it ends.
+- **Live, but not for short steps.** The driver asks for a stream only once a pod has been Running
+  for ``live_log_after_seconds``: most steps of a large graph end sooner, and their log comes with
+  the pod's last status, in its termination message (:mod:`gokart_k8s.supervision.termination_log`).
 - **Once at the end.** :meth:`LogReader.ended` is the loop's question "is this ended pod's log all
   delivered?". It never blocks: if a stream is still draining it says no (and the stream's end
-  wakes the loop); if there was no stream, or it broke, it queues *one* read of the log (only the
-  lines the stream had not delivered) on a small pool of ``readers`` threads and says no until that
-  read is done. After ``settle_seconds`` it says yes anyway, so a stuck request never stops a step
+  wakes the loop); if there was no stream and the driver found the lines in the pod's termination
+  message (``message``: the whole log, or the last lines the advice needs), it delivers them at
+  once and no request is made; if there was no stream, or it broke, it queues *one* read of the
+  log (only the lines the stream had not delivered) on a small pool of ``readers`` threads and
+  says no until that read is done. After ``settle_seconds`` it says yes anyway, so a stuck request never stops a step
   from being decided; a stream still stuck then is superseded by one read, and a late line of it
   is dropped, never shown twice.
 - **In order.** The lines of one pod are delivered in the order the pod wrote them, once each: one
@@ -92,17 +97,33 @@ class LogReader:
             self._streams += 1
         threading.Thread(target=self._stream, args=(pod,), name=f"log-{name}", daemon=True).start()
 
-    def ended(self, key: str, uid: str, name: str, *, want: bool, tail: int | None = None) -> bool:
+    def ended(
+        self, key: str, uid: str, name: str, *, want: bool, tail: int | None = None, message: list[str] | None = None
+    ) -> bool:
         """True once the ended pod's log is all delivered (or not ``want``-ed, or ``settle_seconds`` passed).
 
-        ``tail`` bounds the lines read once (None: all). Never blocks.
+        ``tail`` bounds the lines read once (None: all). ``message``: the lines to deliver instead of
+        a read when no stream was opened (from the pod's termination message). Never blocks.
         """
+        fresh = False
         with self._lock:
             pod = self._pods.get(uid)
             if pod is None:
                 if not want:
                     return True
-                pod = self._pods[uid] = _PodLog(key, name)
+                fresh = True
+                pod = self._pods[uid] = _PodLog(key, name, read_queued=message is not None)
+        if fresh and message is not None:
+            # No stream was opened, and none will be (follow() skips a known pod): these lines, in
+            # order, are the only ones delivered for this pod.
+            with pod.lock:
+                for line in message:
+                    if self._stopped.is_set():
+                        break
+                    pod.lines += 1
+                    self._deliver(key, line)
+                pod.read_done = True
+            return True
         now = self._clock()
         if pod.asked is None:
             pod.asked = now

@@ -44,6 +44,23 @@ to SIGKILL it when its pod thread dies (``PR_SET_PDEATHSIG``,
 Containers are started without a ``preexec_fn``, so ``Popen`` keeps its fast ``posix_spawn``/
 ``vfork`` path in this large multi-threaded process.
 
+Termination messages (https://kubernetes.io/docs/tasks/debug/debug-application/determine-reason-pod-failure/):
+a container here is a host process and cannot have ``/dev/termination-log``, so the kubelet makes
+an empty file per pod for the container's ``terminationMessagePath`` (default
+``/dev/termination-log``) in a folder of its own, and tells the process where it is: every ``env``
+variable whose value is exactly that path gets the file's host path instead (the step Job's
+``GOKART_K8S_TERMINATION_MESSAGE_PATH``, :mod:`gokart_k8s.supervision.termination_log`). What
+differs from a real kubelet: a process that opens the path itself (``echo x > /dev/termination-log``)
+finds no such file, and one that reads the variable sees a host path. When the container
+terminates its first 4096 bytes become ``state.terminated.message``; with
+``terminationMessagePolicy: FallbackToLogsOnError`` an empty file and a non-zero exit give the
+log's last 80 lines, at most its last 2048 bytes, instead (the Container API reference,
+https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#lifecycle-1). A
+message of the stand-in's own (a signal nobody sent, a lost warm interpreter) is kept when the file
+is empty, ahead of the log's tail. The file is removed when the container's last status is written,
+the folder when the cluster stops. This is the container's ``terminated.message``, not the pod's
+``status.message`` of a node shutdown.
+
 Step pods (``gokart-k8s step``) are forked instead from the warm interpreter (:mod:`.warm`), a
 helper process that imported gokart once, unless ``warm_interpreter=False``; the forked container
 is the same process group, environment, working directory, log and exit code, its memory counted
@@ -56,9 +73,11 @@ import base64
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -79,6 +98,11 @@ _PYTHON_RE = re.compile(r"^python(3(\.\d+)?)?$")
 _VAR_RE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _INHERITED_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: A container's termination message: its file's first bytes kept, the log's tail used instead on error.
+_MESSAGE_BYTES = 4096
+_FALLBACK_LINES = 80
+_FALLBACK_BYTES = 2048
+_DEFAULT_MESSAGE_PATH = "/dev/termination-log"
 
 #: A container's main process: started by ``Popen``, or forked by the warm interpreter (:mod:`.warm`).
 Container = subprocess.Popen[bytes] | ForkedContainer
@@ -123,6 +147,12 @@ class LogBuffer:
         with self._cond:
             return b"".join(line for _, line in self._lines).decode(errors="replace")
 
+    def tail(self, lines: int, limit: int) -> str:
+        """The last ``lines`` lines, at most their last ``limit`` bytes (FallbackToLogsOnError's text)."""
+        with self._cond:
+            data = b"".join(line for _, line in self._lines[-lines:])
+        return data[-limit:].decode(errors="replace")
+
 
 @dataclass
 class PodRuntime:
@@ -147,6 +177,8 @@ class PodRuntime:
     #: Set by a node shutdown: the pod ends Failed with this ``status.reason`` and message.
     termination_reason: str = ""
     termination_message: str = ""
+    #: The host file that stands for the container's ``terminationMessagePath`` (module docstring).
+    message_file: Path | None = None
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -250,6 +282,8 @@ class Kubelet:
         self._threads: list[threading.Thread] = []
         self._reaper: subprocess.Popen[bytes] | None = None
         self._reaper_lock = threading.Lock()
+        #: Holds each pod's termination message file (module docstring); made when first needed.
+        self._messages: Path | None = None
         #: Forks step pods from a warm interpreter (:mod:`.warm`); None: every pod a fresh process.
         self.warm: WarmStarter | None = None
         if warm_interpreter:
@@ -331,6 +365,8 @@ class Kubelet:
             if self.warm is not None:
                 self.warm.stop()
             self._stop_reaper()
+            if self._messages is not None:
+                shutil.rmtree(self._messages, ignore_errors=True)
 
     def _drain(self, grace_seconds: float) -> None:
         deadline = time.monotonic() + grace_seconds
@@ -508,7 +544,36 @@ class Kubelet:
         env.update(self.pod_env)
         return env
 
-    def _environment(self, pod: Obj, container: Obj) -> dict[str, str]:
+    def _message_file(self, runtime: PodRuntime) -> Path:
+        """The pod's termination message file, empty (again, for a restarted container)."""
+        with self._lock:
+            if self._messages is None:
+                self._messages = Path(tempfile.mkdtemp(prefix=f"gokart-k8s-messages-{os.getpid()}-"))
+            folder = self._messages
+        path = folder / runtime.uid
+        path.write_bytes(b"")
+        runtime.message_file = path
+        return path
+
+    @staticmethod
+    def _message(runtime: PodRuntime, container: Obj, info: dict[str, Any]) -> str | None:
+        """The container's ``terminated.message`` (module docstring); None for none."""
+        data = b""
+        if runtime.message_file is not None:
+            try:
+                with open(runtime.message_file, "rb") as fh:
+                    data = fh.read(_MESSAGE_BYTES)
+            except OSError:
+                pass
+        if data:
+            return data.decode(errors="replace")
+        if info.get("message"):
+            return str(info["message"])
+        if container.get("terminationMessagePolicy") == "FallbackToLogsOnError" and info.get("exitCode"):
+            return runtime.logs.tail(_FALLBACK_LINES, _FALLBACK_BYTES) or None
+        return None
+
+    def _environment(self, pod: Obj, container: Obj, message_file: Path | None = None) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
         env.update(HOSTNAME=pod["metadata"]["name"], PYTHONUNBUFFERED="1")
         # A pod that can asks to die with this process (gokart-k8s step does; see the module docstring).
@@ -532,6 +597,12 @@ class Kubelet:
                 value = self._value_from(pod, var["valueFrom"])
                 if value is not None:
                     env[name] = value
+        if message_file is not None:
+            # A host process has no /dev/termination-log: a variable naming the path gets the pod's file.
+            path = container.get("terminationMessagePath") or _DEFAULT_MESSAGE_PATH
+            for var in container.get("env") or []:
+                if var.get("name") and env.get(var["name"]) == path:
+                    env[var["name"]] = str(message_file)
         return env
 
     def _data(self, rt: r.ResourceType, namespace: str, name: str, *, decode: bool) -> dict[str, str]:
@@ -588,6 +659,8 @@ class Kubelet:
                 break
         finally:
             runtime.logs.close()
+            if runtime.message_file is not None:
+                runtime.message_file.unlink(missing_ok=True)
             runtime.finished.set()
             with self._lock:
                 self._runtimes.pop(runtime.uid, None)
@@ -661,7 +734,7 @@ class Kubelet:
                 "finishedAt": started,
                 "message": "the pod was deleted before its container started",
             }
-        env = self._environment(pod, container)
+        env = self._environment(pod, container, self._message_file(runtime))
         argv = [expand(a, env) for a in local_argv(container.get("command") or [], container.get("args") or [])]
         cwd = container.get("workingDir") or str(self.workdir)
         try:
@@ -719,6 +792,9 @@ class Kubelet:
         else:
             info["exitCode"] = code
             info["reason"] = "Completed" if code == 0 else ("OOMKilled" if runtime.oom_killed else "Error")
+        message = self._message(runtime, container, info)
+        if message is not None:
+            info["message"] = message
         return info
 
     def _fork(self, argv: list[str], env: dict[str, str], cwd: str) -> ForkedContainer | None:

@@ -22,6 +22,14 @@ of why. A parent process that runs no step code is never stuck that way, so it k
 
 The final checkpoint is therefore best effort: a worker inside a C call for the whole budget never
 writes it. The periodic save (``Checkpoint.save(..., every=...)``) is the guarantee.
+
+The worker's stdout and stderr are pipes of a :class:`~.termination_log.Relay`, which copies them
+unbuffered, in order, to the supervisor's own (the container's log is what it was) and keeps the
+end: once the worker has ended (by itself or killed when the budget is spent), the supervisor
+waits up to ``_DRAIN_SECONDS`` for the pipes to end -- a grandchild the worker left may hold them
+open -- and writes the log, or its last lines, as the container's termination message, so the
+driver can show a short step's log without asking the API server for it
+(:mod:`.termination_log`). The exit code is the same either way.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
@@ -37,11 +44,15 @@ from typing import Protocol
 
 from gokart_k8s.conventions import EXIT_EVICTED
 from gokart_k8s.supervision.parentdeath import PARENT_ENV, die_with_parent, die_with_parent_from_environment
+from gokart_k8s.supervision.termination_log import Relay, message_path, write_message
 
 __all__ = ["WORKER_ENV", "is_worker", "supervise"]
 
 #: Set in the worker's environment: this process runs the step itself.
 WORKER_ENV = "GOKART_K8S_STEP_WORKER"
+
+#: How long the supervisor waits, once its worker ended, for the worker's output pipes to end.
+_DRAIN_SECONDS = 2.0
 
 
 class Worker(Protocol):
@@ -53,10 +64,26 @@ class Worker(Protocol):
     def kill(self) -> None: ...
 
 
-#: How the worker starts, when not by ``Popen``: ``(argv, env, preexec) -> Worker``. The embedded
-#: cluster's warm interpreter sets it in the pods it forks (:mod:`gokart_k8s.localcluster.warm.fork`):
-#: it has imported what the worker needs, so it forks the worker instead of starting a fresh one.
-start_worker: Callable[[list[str], dict[str, str], Callable[[], None] | None], Worker] | None = None
+class WorkerStarter(Protocol):
+    """Starts the worker: ``argv`` with ``env``, ``preexec`` run in the child, the fds ``stdout`` and
+    ``stderr`` as its 1 and 2, and the descriptors ``close`` closed in it."""
+
+    def __call__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        preexec: Callable[[], None] | None,
+        *,
+        stdout: int,
+        stderr: int,
+        close: Sequence[int],
+    ) -> Worker: ...
+
+
+#: How the worker starts, when not by ``Popen``. The embedded cluster's warm interpreter sets it in
+#: the pods it forks (:mod:`gokart_k8s.localcluster.warm.fork`): it has imported what the worker
+#: needs, so it forks the worker instead of starting a fresh one.
+start_worker: WorkerStarter | None = None
 
 
 def is_worker() -> bool:
@@ -92,30 +119,38 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
         signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
         signal.SIGINT: signal.signal(signal.SIGINT, ignore),
     }
+    if os.isatty(1):
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe now, where a terminal showed each line at once
+    relay = Relay()
+    ended = False
     try:
         preexec = die_with_parent(signal.SIGKILL)
         if start_worker is not None:
-            worker = start_worker(list(argv), env, preexec)
+            worker = start_worker(
+                list(argv), env, preexec, stdout=relay.stdout, stderr=relay.stderr, close=relay.worker_closes
+            )
         else:
-            worker = subprocess.Popen(list(argv), env=env, preexec_fn=preexec)
+            worker = subprocess.Popen(list(argv), env=env, preexec_fn=preexec, stdout=relay.stdout, stderr=relay.stderr)
+        relay.start()
         if deadline is not None:  # SIGTERM arrived while the worker was being started
             worker.send_signal(signal.SIGTERM)
         while True:
             timeout = poll_seconds if deadline is not None else 1.0
             try:
-                return _exit_code(worker.wait(timeout))
+                code = _exit_code(worker.wait(timeout))
+                ended = True
+                return code
             except subprocess.TimeoutExpired:
                 pass
             if deadline is not None and time.monotonic() >= deadline:
-                print(
+                relay.say(
                     f"gokart-k8s step: the termination budget of {budget_seconds:g} s is spent and the step "
                     f"has not stopped (its code may be inside a long C call); stopping it now with {EXIT_EVICTED}. "
-                    "It resumes from its last periodic checkpoint.",
-                    file=sys.stderr,
-                    flush=True,
+                    "It resumes from its last periodic checkpoint."
                 )
                 worker.kill()
                 worker.wait()
+                ended = True
                 return EXIT_EVICTED
     finally:
         for sig, handler in previous.items():
@@ -123,3 +158,8 @@ def supervise(argv: Sequence[str], budget_seconds: float, *, poll_seconds: float
         if worker is not None and worker.poll() is None:
             worker.kill()
             worker.wait()
+        relay.finish(_DRAIN_SECONDS)
+        if ended:
+            # Only for a worker that ended: after an error of the supervisor's own, the kubelet's
+            # FallbackToLogsOnError shows the log's tail, traceback included.
+            write_message(message_path(os.environ), relay.message())

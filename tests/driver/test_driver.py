@@ -417,3 +417,89 @@ def test_a_cluster_unreachable_for_a_while_is_reported_and_the_run_carries_on_wh
     assert report.ok and report.error is None, (notices, [str(s.error) for s in report.steps])
     assert notices[0].startswith("cluster unreachable, retrying for up to 120 s")
     assert any(n.startswith("cluster reachable again after") for n in notices)
+
+
+@pytest.fixture
+def log_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pod log requests the embedded API server answers (path and query), counted at the server."""
+    from gokart_k8s.localcluster import server as server_module
+
+    seen: list[str] = []
+    original = server_module._Handler._dispatch
+
+    def counting(handler: Any, method: str) -> None:
+        if handler.path.partition("?")[0].endswith("/log"):
+            seen.append(handler.path)
+        original(handler, method)
+
+    monkeypatch.setattr(server_module._Handler, "_dispatch", counting)
+    return seen
+
+
+def test_a_short_steps_log_comes_from_its_termination_message_without_a_log_request(
+    make_rig: Callable[..., Rig], log_requests: list[str]
+) -> None:
+    rig = make_rig(live_log_after_seconds=60)  # no stream: the step ends long before
+    report = rig.run([NumberedLines(lines=20, tag="short")])
+    assert report.ok
+    lines = [line for step, line in rig.logs if step == "NumberedLines" and line.startswith("short line")]
+    assert lines == [f"short line {i}" for i in range(20)]
+    assert log_requests == []
+    # The log itself is unchanged: kubectl logs shows the same lines.
+    job = next(j for j in rig.jobs() if j.startswith("numberedlines-"))
+    pod = rig.pods_of(job)[0]["metadata"]["name"]
+    shown = rig.api.read_pod_log(NS, pod, tail_lines=None).splitlines()
+    assert [line for line in shown if line.startswith("short line")] == lines
+
+
+def test_a_step_whose_log_outgrows_the_message_is_read_once_each_line_shown_once_in_order(
+    make_rig: Callable[..., Rig], log_requests: list[str]
+) -> None:
+    rig = make_rig(live_log_after_seconds=60)
+    report = rig.run([NumberedLines(lines=600, tag="long")])  # ~7 KB: more than the 4096-byte message
+    assert report.ok
+    lines = [line for step, line in rig.logs if step == "NumberedLines" and line.startswith("long line")]
+    assert lines == [f"long line {i}" for i in range(600)]
+    assert len(log_requests) == 1 and "follow=true" not in log_requests[0]
+
+
+def test_a_step_that_runs_longer_than_live_log_after_seconds_is_streamed_live(
+    make_rig: Callable[..., Rig], log_requests: list[str]
+) -> None:
+    rig = make_rig(live_log_after_seconds=0.5)
+    phases_when_seen: list[list[str]] = []
+
+    def on_line(step: str, line: str) -> None:
+        if line == "sleepy started":
+            job = next(j for j in rig.jobs() if j.startswith("sleepy-"))
+            phases_when_seen.append([p["status"].get("phase") for p in rig.pods_of(job)])
+
+    rig.logs = _LogsWithHook(on_line)
+    # Long enough that the stream, opened after 0.5 s of Running, is open before the step ends.
+    report = rig.run([Sleepy(seconds=20.0, tag="live")])
+    assert report.ok
+    assert phases_when_seen == [["Running"]]
+    assert rig.logs.count(("Sleepy", "sleepy started")) == 1
+    assert len(log_requests) == 1 and "follow=true" in log_requests[0]
+
+
+def test_without_a_log_sink_a_failed_steps_advice_quotes_its_termination_message_without_a_log_request(
+    make_rig: Callable[..., Rig], log_requests: list[str]
+) -> None:
+    rig = make_rig()
+    steps, problems = collect([AfterBroken()], rig.settings)
+    assert not problems
+    report = run_steps(
+        steps,
+        rig.settings,
+        rig.api,
+        run_id="test-run",
+        image=rig.image,
+        env={WORKSPACE_ENV: rig.workspace},
+        profile=get_profile(rig.settings),
+        log_sink=None,
+    )
+    broken = report.by_family("Broken")[0]
+    assert broken.state == "failed" and broken.error is not None
+    assert "bad row 7" in str(broken.error)
+    assert log_requests == []

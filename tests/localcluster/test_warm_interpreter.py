@@ -222,6 +222,20 @@ def test_the_exit_code_of_a_forked_step_is_the_container_exit_code(
     assert "the probe fails on purpose" in log
 
 
+def test_a_forked_worker_writes_through_the_supervisors_relay_which_leaves_the_log_as_the_message(
+    starter: WarmStarter, probe_code: tuple[Path, dict[int, str]], tmp_path: Path
+) -> None:
+    code, ids = probe_code
+    message = tmp_path / "termination-message"
+    env = base_env(code, tmp_path / "report.json", PROBE_MODE="fail", GOKART_K8S_TERMINATION_MESSAGE_PATH=str(message))
+    container, log = run_forked(starter, tail_of(ids), env, tmp_path)
+    assert container.returncode == EXIT_USER_ERROR
+    assert starter.forked == 1  # the supervisor was forked, and so was its worker (start_worker)
+    # The worker's fds 1 and 2 were the relay's pipes: what it wrote is in the message, as in the log.
+    assert "the probe fails on purpose" in log
+    assert message.read_text() == "gokart-k8s log: complete\n" + log
+
+
 def test_a_module_on_the_pods_path_wins_over_what_the_server_preloaded(
     starter: WarmStarter, probe_code: tuple[Path, dict[int, str]], tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from gokart_k8s.eviction import Eviction
 from gokart_k8s.manifests import build_job_manifest, check_manifest, job_selector
 from gokart_k8s.platforms import get_profile
 from gokart_k8s.settings import Settings, parse_secret_refs
+from gokart_k8s.supervision.termination_log import MESSAGE_PATH_ENV
 from gokart_k8s.termination import BUDGET_ENV
 
 from .specimens import COMBINATION_IDS, COMBINATIONS, make_spec, settings_for
@@ -100,7 +101,17 @@ def test_the_container_runs_the_step_command_as_non_root_with_no_extra_privilege
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert [e["name"] for e in container["env"]] == sorted([*ENV, BUDGET_ENV])
+    assert [e["name"] for e in container["env"]] == sorted([*ENV, BUDGET_ENV, MESSAGE_PATH_ENV])
+
+
+def test_the_step_writes_its_log_to_the_termination_message_and_a_crash_leaves_the_logs_tail_there() -> None:
+    manifest = manifest_for("plain")
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert {"name": MESSAGE_PATH_ENV, "value": "/dev/termination-log"} in container["env"]
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(manifest, version, strict=True)
 
 
 def test_every_step_job_carries_the_configured_sigterm_budget() -> None:

@@ -347,8 +347,21 @@ class ForkedWorker:
         self.send_signal(signal.SIGKILL)
 
 
-def start_worker(argv: Sequence[str], env: Mapping[str, str], preexec: Callable[[], None] | None) -> ForkedWorker:
-    """Fork the supervisor's worker: ``argv`` (``[python, -m, gokart_k8s, step, ...]``) run in-process."""
+def start_worker(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    preexec: Callable[[], None] | None,
+    *,
+    stdout: int,
+    stderr: int,
+    close: Sequence[int],
+) -> ForkedWorker:
+    """Fork the supervisor's worker: ``argv`` (``[python, -m, gokart_k8s, step, ...]``) run in-process.
+
+    As ``Popen(stdout=..., stderr=...)`` would, the child gets ``stdout`` and ``stderr`` as its fds 1
+    and 2 (the supervisor's log relay, :mod:`gokart_k8s.supervision.termination_log`); the other
+    ends, named in ``close``, which ``exec`` would have closed, are closed here.
+    """
     tail = list(argv[3:])
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -359,6 +372,10 @@ def start_worker(argv: Sequence[str], env: Mapping[str, str], preexec: Callable[
             # As after execve: default dispositions for what the supervisor handles.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.dup2(stdout, 1)
+            os.dup2(stderr, 2)
+            for fd in {stdout, stderr, *close} - {0, 1, 2}:
+                os.close(fd)
             os.environ.clear()
             os.environ.update(env)
             if preexec is not None:
