@@ -3,7 +3,7 @@
 Run::
 
     PYTHONPATH=. python benchmarks/bench_scale.py [--sizes 1000,5000,10000] [--shapes fan,chain,diamond]
-                                                  [--rehearsal 200]
+                                                  [--rehearsal 200] [--repeats 3]
 
 Every figure is the wall time of a fresh process running exactly what a user types, interpreter
 start-up and imports included (about 1.5 s of each figure here), with its peak RSS:
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,8 +124,12 @@ def measure(shape: str, n: int) -> list[str]:
     ]
 
 
-def rehearsal(n: int) -> None:
-    """Inline, then the local cluster with the warm interpreter on and off, each from an empty cache."""
+def rehearsal(n: int, repeats: int) -> None:
+    """Inline, then the local cluster with the warm interpreter on and off, each from an empty cache.
+
+    Inline and the warm runs are repeated ``repeats`` times, interleaved, and reported as the
+    median with the range: on this shared machine one run of each can differ by a third.
+    """
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         env = _workspace(tmp)
@@ -136,24 +141,41 @@ def rehearsal(n: int) -> None:
             argv = [sys.executable, "-m", "gokart_k8s", "run", *args, "--backend", backend]
             return _timed([*argv, "--no-logs"] if backend != "inline" else argv, tmp, {**env, **extra})[0]
 
-        load = _load()
-        inline = uncached("inline")
-        warm = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true")
         # The same with nodes up from the start: no wait for the modelled autoscaler's provisioning.
         ready_cfg = tmp / "nodes-up.cfg"
         ready_cfg.write_text(
             (tmp / "luigi.cfg").read_text() + "\n[gokart_k8s.pools.default]\ncpu = 8\nmemory = 32Gi\nmin_nodes = 3\n"
         )
-        ready = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true", LUIGI_CONFIG_PATH=str(ready_cfg))
+        load = _load()
+        inline: list[float] = []
+        warm: list[float] = []
+        ready: list[float] = []
+        for _ in range(repeats):
+            inline.append(uncached("inline"))
+            warm.append(uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true"))
+            ready.append(
+                uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true", LUIGI_CONFIG_PATH=str(ready_cfg))
+            )
         cold = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="false")
-    print(f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached (load average before: {load})")
-    print(f"  inline                        {inline:7.1f} s")
-    print(f"  local-cluster, warm (default) {warm:7.1f} s   ({warm / inline:.1f}x inline; step pods forked)")
+    base = statistics.median(inline)
+
+    def figure(times: list[float]) -> str:
+        spread = f" ({min(times):.1f}-{max(times):.1f})" if len(times) > 1 else ""
+        return f"{statistics.median(times):7.1f} s{spread:<12}"
+
     print(
-        f"  local-cluster, warm, nodes up {ready:7.1f} s   ({ready / inline:.1f}x inline; three 8-cpu nodes from the "
-        "start, so no step waits for the autoscaler to provision one)"
+        f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached; median of {repeats} (range), "
+        f"ratios to inline's median (load average before: {load})"
     )
-    print(f"  local-cluster, fresh          {cold:7.1f} s   ({cold / inline:.1f}x inline; warm_interpreter = false)")
+    print(f"  inline                        {figure(inline)}")
+    print(
+        f"  local-cluster, warm (default) {figure(warm)} {statistics.median(warm) / base:.1f}x inline; step pods forked"
+    )
+    print(
+        f"  local-cluster, warm, nodes up {figure(ready)} {statistics.median(ready) / base:.1f}x inline; three "
+        "8-cpu nodes from the start, so no step waits for the autoscaler to provision one"
+    )
+    print(f"  local-cluster, fresh          {figure([cold])} {cold / base:.1f}x inline; warm_interpreter = false")
 
 
 def _load() -> str:
@@ -165,6 +187,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000,10000")
     parser.add_argument("--shapes", default="fan,chain,diamond")
     parser.add_argument("--rehearsal", type=int, default=0, metavar="N", help="also rehearse N steps (e.g. 200)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each rehearsal but the fresh one (median)")
     opts = parser.parse_args()
     sys.path.insert(0, str(REPO))
     print(f"{os.cpu_count()} cores; seconds of wall time per fresh process (start-up included), peak RSS in MiB")
@@ -178,7 +201,7 @@ def main() -> None:
         for shape in opts.shapes.split(","):
             print("  ".join(measure(shape, n)), flush=True)
     if opts.rehearsal:
-        rehearsal(opts.rehearsal)
+        rehearsal(opts.rehearsal, max(1, opts.repeats))
 
 
 if __name__ == "__main__":
