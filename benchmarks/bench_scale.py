@@ -165,7 +165,7 @@ def rehearsal(n: int, repeats: int) -> None:
 
     print(
         f"\nrehearsal of a fan-out/fan-in of {n} trivial steps, uncached; median of {repeats} (range), "
-        f"ratios to inline's median (load average before: {load})"
+        f"ratios to the inline median (load average before: {load})"
     )
     print(f"  inline                        {figure(inline)}")
     print(
