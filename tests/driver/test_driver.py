@@ -323,7 +323,8 @@ def test_an_interrupt_without_a_terminal_keeps_the_jobs_and_prints_how_to_delete
 def test_a_running_steps_log_lines_reach_the_log_sink_while_it_still_runs_each_once(
     make_rig: Callable[..., Rig],
 ) -> None:
-    rig = make_rig()
+    # The stream opens once the pod has run half a second; the step runs 4 s: a wide margin.
+    rig = make_rig(live_log_after_seconds=0.5)
     phases_when_seen: list[list[str]] = []
 
     def on_line(step: str, line: str) -> None:
