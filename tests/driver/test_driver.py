@@ -325,16 +325,7 @@ def test_a_running_steps_log_lines_reach_the_log_sink_while_it_still_runs_each_o
 ) -> None:
     # The stream opens once the pod has run half a second; the step runs 4 s: a wide margin.
     rig = make_rig(live_log_after_seconds=0.5)
-    phases_when_seen: list[list[str]] = []
-
-    def on_line(step: str, line: str) -> None:
-        if line == "sleepy started":
-            # Where is the pod when its first line arrives? Still running: the line was streamed.
-            job = next(j for j in rig.jobs() if j.startswith("sleepy-"))
-            phases_when_seen.append([p["status"].get("phase") for p in rig.pods_of(job)])
-
-    rig.logs = _LogsWithHook(on_line)
-    report = rig.run([Sleepy(seconds=4.0, tag="streamed")])
+    report, phases_when_seen = _run_sleepy_watching_its_first_line(rig, seconds=4.0, tag="streamed")
     assert report.ok
     assert phases_when_seen == [["Running"]]
     # ...and the line is not shown a second time when the pod ends.
@@ -348,6 +339,20 @@ def test_every_steps_log_lines_reach_the_log_sink_once_each_in_the_order_written
     for tag in ("a", "b", "c"):
         lines = [line for step, line in rig.logs if step == "NumberedLines" and line.startswith(f"{tag} line")]
         assert lines == [f"{tag} line {i}" for i in range(40)]
+
+
+def _run_sleepy_watching_its_first_line(rig: Rig, *, seconds: float, tag: str) -> tuple[RunReport, list[list[str]]]:
+    """Run one Sleepy step; with the phases its pod was in when its first line reached the log sink."""
+    phases_when_seen: list[list[str]] = []
+
+    def on_line(step: str, line: str) -> None:
+        if line == "sleepy started":
+            # Where is the pod when its first line arrives? Still running: the line was streamed.
+            job = next(j for j in rig.jobs() if j.startswith("sleepy-"))
+            phases_when_seen.append([p["status"].get("phase") for p in rig.pods_of(job)])
+
+    rig.logs = _LogsWithHook(on_line)
+    return rig.run([Sleepy(seconds=seconds, tag=tag)]), phases_when_seen
 
 
 class _LogsWithHook(list[tuple[str, str]]):
@@ -468,16 +473,8 @@ def test_a_step_that_runs_longer_than_live_log_after_seconds_is_streamed_live(
     make_rig: Callable[..., Rig], log_requests: list[str]
 ) -> None:
     rig = make_rig(live_log_after_seconds=0.5)
-    phases_when_seen: list[list[str]] = []
-
-    def on_line(step: str, line: str) -> None:
-        if line == "sleepy started":
-            job = next(j for j in rig.jobs() if j.startswith("sleepy-"))
-            phases_when_seen.append([p["status"].get("phase") for p in rig.pods_of(job)])
-
-    rig.logs = _LogsWithHook(on_line)
     # Long enough that the stream, opened after 0.5 s of Running, is open before the step ends.
-    report = rig.run([Sleepy(seconds=20.0, tag="live")])
+    report, phases_when_seen = _run_sleepy_watching_its_first_line(rig, seconds=20.0, tag="live")
     assert report.ok
     assert phases_when_seen == [["Running"]]
     assert rig.logs.count(("Sleepy", "sleepy started")) == 1
