@@ -58,6 +58,33 @@ def fitted(line: str, width: int) -> str:
     return line if len(line) <= room else line[: room - 1] + "…"
 
 
+class Redrawer:
+    """A daemon thread that calls ``redraw`` under ``lock`` every ``every_seconds`` until :meth:`stop`.
+
+    What keeps a live line moving (its clock) while the work it reports on is silent.
+    """
+
+    def __init__(self, name: str, every_seconds: float, lock: threading.Lock, redraw: Callable[[], None]) -> None:
+        self._every = every_seconds
+        self._lock = lock
+        self._redraw = redraw
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Redrawer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            with self._lock:
+                self._redraw()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 class WorkNotice:
     """A live line for long work before there are steps to show: planning a large graph.
 
@@ -88,8 +115,7 @@ class WorkNotice:
         self._drawn = False
         self._last = float("-inf")
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._ticker: Redrawer | None = None
 
     def __call__(self, what: str, steps: int) -> None:
         with self._lock:
@@ -113,19 +139,12 @@ class WorkNotice:
 
     def __enter__(self) -> WorkNotice:
         if self.live:
-            self._ticker = threading.Thread(target=self._tick, name="gokart-k8s-planning", daemon=True)
-            self._ticker.start()
+            self._ticker = Redrawer("gokart-k8s-planning", self._every, self._lock, self.draw).start()
         return self
 
-    def _tick(self) -> None:
-        while not self._stop.wait(self._every):
-            with self._lock:
-                self.draw()
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
         if self._ticker is not None:
-            self._ticker.join(timeout=2)
+            self._ticker.stop()
         with self._lock:
             if self._drawn:
                 self.stream.write("\r\033[K")
@@ -159,8 +178,7 @@ class ProgressDisplay:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._last_draw = 0.0
-        self._ticker: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._ticker: Redrawer | None = None
         #: Also told every step state (the run record, gokart_k8s.history).
         self.observers: list[ProgressSink] = []
         #: Lines the summary ends with (the run report's path).
@@ -263,19 +281,12 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if self.live:
-            self._ticker = threading.Thread(target=self._tick, name="gokart-k8s-progress", daemon=True)
-            self._ticker.start()
+            self._ticker = Redrawer("gokart-k8s-progress", 1.0, self._lock, lambda: self._draw(force=True)).start()
         return self
 
-    def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            with self._lock:
-                self._draw(force=True)
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
         if self._ticker is not None:
-            self._ticker.join(timeout=2)
+            self._ticker.stop()
         if self.live:
             with self._lock:
                 self._draw(force=True)
