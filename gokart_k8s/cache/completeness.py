@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import gokart
 import gokart.target
@@ -60,16 +61,13 @@ def find_complete(tasks: Iterable[luigi.Task], *, max_workers: int = 8) -> set[l
     directories = sorted(d for d, names in wanted.items() if len(names) > CHECK_EACH_UP_TO)
     singles = sorted((d, name) for d, names in wanted.items() if len(names) <= CHECK_EACH_UP_TO for name in names)
     fallbacks = [tid for tid, paths in plans.items() if paths is None]
-    if len(directories) + len(singles) + len(fallbacks) <= 1:  # one question: no threads to start
-        listed = {d: _list_directory(d) for d in directories}
-        present = {single for single in singles if _exists(*single)}
-        checked = {tid: _call_complete(unique[tid]) for tid in fallbacks}
-    else:
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            listed = dict(zip(directories, pool.map(_list_directory, directories), strict=True))
-            found = pool.map(lambda single: _exists(*single), singles)
-            present = {single for single, there in zip(singles, found, strict=True) if there}
-            checked = dict(zip(fallbacks, pool.map(_call_complete, (unique[tid] for tid in fallbacks)), strict=True))
+    one_question = len(directories) + len(singles) + len(fallbacks) <= 1  # then no threads to start
+    with nullcontext(None) if one_question else ThreadPoolExecutor(max_workers=max_workers) as pool:
+        each = map if pool is None else pool.map
+        listed = dict(zip(directories, each(_list_directory, directories), strict=True))
+        found = each(lambda single: _exists(*single), singles)
+        present = {single for single, there in zip(singles, found, strict=True) if there}
+        checked = dict(zip(fallbacks, each(_call_complete, (unique[tid] for tid in fallbacks)), strict=True))
 
     def exists(path: str) -> bool:
         directory, name = _split(path)
