@@ -32,6 +32,7 @@ from gokart_k8s.errors import GokartK8sError, PlanError, StepFailedError
 from gokart_k8s.plan import Plan, make_plan
 from gokart_k8s.progress import ProgressDisplay
 from gokart_k8s.settings import Settings, load_settings
+from gokart_k8s.steps import OnProgress
 
 BACKENDS = ("inline", "local-cluster", "kubernetes")
 
@@ -70,7 +71,7 @@ def prepare_plan(
     backend: str,
     *,
     touch_cache: bool = True,
-    on_progress: Callable[[str, int], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> Plan:
     """Resolve the cache location for ``backend`` and plan every step under ``roots``."""
     from gokart_k8s.workspace import prepare, set_workspace_directory, workspace_directory
