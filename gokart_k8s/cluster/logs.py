@@ -117,12 +117,7 @@ class LogReader:
             # No stream was opened, and none will be (follow() skips a known pod): these lines, in
             # order, are the only ones delivered for this pod.
             with pod.lock:
-                for line in message:
-                    if self._stopped.is_set():
-                        break
-                    pod.lines += 1
-                    self._deliver(key, line)
-                pod.read_done = True
+                self._deliver_all(pod, message)
             return True
         now = self._clock()
         if pod.asked is None:
@@ -181,6 +176,15 @@ class LogReader:
                 pod.complete = complete and not pod.superseded
             self._wake()
 
+    def _deliver_all(self, pod: _PodLog, lines: list[str]) -> None:
+        """Deliver the rest of an ended pod's lines at once (pod lock held), unless stopped meanwhile."""
+        for line in lines:
+            if self._stopped.is_set():
+                break
+            pod.lines += 1
+            self._deliver(pod.key, line)
+        pod.read_done = True
+
     def _work(self) -> None:
         while True:
             task = self._reads.get()
@@ -195,10 +199,5 @@ class LogReader:
                 text, lines = "", [f"(the log of pod {pod.name} could not be read: {exc})"]
             with pod.lock:
                 skip = pod.lines if text else 0  # what the stream had delivered already
-                for line in lines[skip:]:
-                    if self._stopped.is_set():
-                        break
-                    pod.lines += 1
-                    self._deliver(pod.key, line)
-                pod.read_done = True
+                self._deliver_all(pod, lines[skip:])
             self._wake()
