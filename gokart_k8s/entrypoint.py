@@ -150,11 +150,14 @@ def run_step(*, module: str, family: str, params_json: str, unique_id: str, luig
             raise ValueError("expected a JSON list of strings")
     except ValueError as exc:
         return _fail(f"--luigi-args is not a JSON list of luigi arguments: {exc}", EXIT_USER_ERROR)
+    from gokart_k8s.steps import luigi_lookups_memoised
     from gokart_k8s.tasks import command_line
 
     # Everything that builds tasks (the rebuild below, its requires(), luigi's worker) runs inside
-    # luigi's command-line context with the driver's class-level arguments, as under `luigi`.
-    with command_line(family, luigi_args):
+    # luigi's command-line context with the driver's class-level arguments, as under `luigi`;
+    # and with each parameter's value found once (a step builds its requirements a dozen times:
+    # luigi's scheduling, gokart's unique id and every dump), forgotten when the config changes.
+    with command_line(family, luigi_args), luigi_lookups_memoised():
         return _build_step(cls, family, params, unique_id)
 
 

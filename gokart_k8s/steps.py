@@ -195,6 +195,11 @@ def walk(root: Any, problems: list[str] | None = None, deps_of: dict[str, list[A
     return iter(order)
 
 
+#: The methods through which luigi's configuration changes (``configparser``'s and luigi's TOML
+#: parser's; ``read``/``read_string``/``read_file`` all go through ``_read``, ``reload`` through ``read``).
+_CONFIG_MUTATORS = ("set", "remove_option", "remove_section", "add_section", "_read", "read", "read_dict")
+
+
 @contextmanager
 def luigi_lookups_memoised() -> Iterator[None]:
     """Within the block, luigi finds each class's parameters and reads each config value once.
@@ -203,14 +208,19 @@ def luigi_lookups_memoised() -> Iterator[None]:
     the class's parameters (``Task.get_params``: ``dir()`` of the class and a ``getattr`` per
     attribute) and looks up ``[Family] param`` in its config for each of them. With gokart's ~40
     parameters per task that is most of a plan's time (407,440 config look-ups for a 1,000-step
-    plan; ``get_params`` alone was 52 s of a 10,000-step chain). Neither the classes nor the config
-    change while a graph is resolved, nor does luigi's command line, so the parameters are listed
-    once per class and each parameter's value (command line, then ``[Family] param``, then the
-    default: ``Parameter._get_value``) is found once per task family. The list comes back as a new
-    list each time, as luigi makes it.
+    plan; ``get_params`` alone was 52 s of a 10,000-step chain), and half of a step pod's own
+    work. The classes do not change while a graph is resolved or a step runs, nor does luigi's
+    command line, so the parameters are listed once per class and each parameter's value
+    (command line, then ``[Family] param``, then the default: ``Parameter._get_value``) is found
+    once per task family. The list comes back as a new list each time, as luigi makes it.
+
+    The configuration may change (a step's ``run()`` may ``set`` a value, or load another file):
+    any change through luigi's parsers (:data:`_CONFIG_MUTATORS`, which a new parser instance's
+    first read goes through too) forgets every value found so far.
     """
     import luigi.parameter
     import luigi.task
+    from luigi.configuration import LuigiConfigParser, LuigiTomlParser
 
     original_value: Callable[[Any, str, str], Any] = luigi.parameter.Parameter._get_value
     original_params = luigi.task.Task.__dict__["get_params"]
@@ -231,6 +241,23 @@ def luigi_lookups_memoised() -> Iterator[None]:
             params[cls] = original_params.__func__(cls)
         return list(params[cls])
 
+    def forgetting(method: Callable[..., Any]) -> Callable[..., Any]:
+        def changed(*args: Any, **kwargs: Any) -> Any:
+            values.clear()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                values.clear()
+
+        return changed
+
+    patched: list[tuple[type, str, Any]] = []
+    for parser in (LuigiConfigParser, LuigiTomlParser):
+        for name in _CONFIG_MUTATORS:
+            if hasattr(parser, name):
+                # What the class itself defines (restored), else None (the inherited one comes back).
+                patched.append((parser, name, parser.__dict__.get(name)))
+                setattr(parser, name, forgetting(getattr(parser, name)))
     luigi.parameter.Parameter._get_value = value  # type: ignore[method-assign]
     luigi.task.Task.get_params = classmethod(get_params)  # type: ignore[method-assign,assignment]
     try:
@@ -238,6 +265,11 @@ def luigi_lookups_memoised() -> Iterator[None]:
     finally:
         luigi.parameter.Parameter._get_value = original_value  # type: ignore[method-assign]
         luigi.task.Task.get_params = original_params  # type: ignore[method-assign]
+        for parser, name, own in reversed(patched):
+            if own is None:
+                delattr(parser, name)
+            else:
+                setattr(parser, name, own)
 
 
 #: Progress of long work: ``(what is being done, how many steps so far)``, called now and then.

@@ -122,3 +122,16 @@ class Star(gokart.TaskOnKart[Any]):
 
     def run(self) -> None:
         self.dump(sum(self.load()))
+
+
+class Labelled(luigi.Task):
+    label: str = luigi.Parameter(default="default")
+
+
+class ConfiguresInRun(gokart.TaskOnKart[Any]):
+    """Reads a task's parameter, changes luigi's config in ``run()``, and reads it again."""
+
+    def run(self) -> None:
+        before = Labelled().label
+        luigi.configuration.get_config().set("Labelled", "label", "set-in-run")
+        self.dump([before, Labelled().label])

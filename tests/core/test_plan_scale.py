@@ -211,3 +211,31 @@ def test_proving_a_fan_in_builds_each_dependency_once_more_not_once_per_edge() -
     plan = _plan(Hub(n=50), "local-cluster")
     assert (len(plan.rows), plan.problems) == (51, [])
     assert BUILT["Spoke"] == 2 * 50  # the driver's, then each spoke's rebuild from its strings
+
+
+class Tunable(luigi.Task):
+    knob = luigi.Parameter(default="default")
+
+
+def test_the_memo_forgets_its_values_whenever_luigis_config_changes(luigi_cfg: Any, tmp_path: Any) -> None:
+    from luigi.configuration import LuigiConfigParser, add_config_path, get_config
+
+    from gokart_k8s.steps import luigi_lookups_memoised
+
+    extra = tmp_path / "extra.cfg"
+    extra.write_text("[Tunable]\nknob = from-a-file\n")
+    own = {name: LuigiConfigParser.__dict__.get(name) for name in ("set", "_read", "read_dict")}
+    seen = []
+    with luigi_lookups_memoised():
+        seen.append(Tunable().knob)
+        get_config().set("Tunable", "knob", "set")
+        seen.append(Tunable().knob)
+        get_config()["Tunable"] = {"knob": "by-item"}
+        seen.append(Tunable().knob)
+        add_config_path(str(extra))
+        seen.append(Tunable().knob)
+        LuigiConfigParser._instance = None  # a new parser: its first read is a change too
+        seen.append(Tunable().knob)
+    assert seen == ["default", "set", "by-item", "from-a-file", "from-a-file"]
+    # The parser classes are as they were (what they define themselves, nothing added).
+    assert {name: LuigiConfigParser.__dict__.get(name) for name in own} == own

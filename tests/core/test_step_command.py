@@ -12,7 +12,7 @@ from gokart_k8s.conventions import EXIT_CODE_SKEW, EXIT_OK, EXIT_USER_ERROR
 from gokart_k8s.entrypoint import step_argv
 from gokart_k8s.settings import load_settings
 from gokart_k8s.steps import spec_for
-from tests.core.pipelines import Boom, Source
+from tests.core.pipelines import Boom, ConfiguresInRun, Ray, Source, Star
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,3 +63,46 @@ def test_step_parameters_travel_as_json_never_pickle() -> None:
     spec = spec_for(Source(n=7), load_settings())
     argv = step_argv(spec)
     assert json.loads(argv[argv.index("--params") + 1])["n"] == "7"
+
+
+def test_a_config_value_set_in_a_steps_run_is_what_the_tasks_it_builds_next_read(tmp_path: Path) -> None:
+    """The pod finds each parameter's value once, but forgets them all when luigi's config changes."""
+    import pickle
+
+    spec = spec_for(ConfiguresInRun(), load_settings())
+    done = run_in_pod(step_argv(spec), tmp_path)
+    assert done.returncode == EXIT_OK, done.stderr
+    (output,) = tmp_path.glob(f"tests/core/pipelines/ConfiguresInRun_{spec.unique_id}.pkl")
+    assert pickle.loads(output.read_bytes()) == ["default", "set-in-run"]
+
+
+_COUNTING_POD = """
+import collections, json, sys
+import luigi.parameter
+from gokart_k8s.entrypoint import run_step
+reads = collections.Counter()
+original = luigi.parameter.Parameter._get_value_from_config
+def counting(param, section, name):
+    reads[(section, name)] += 1
+    return original(param, section, name)
+luigi.parameter.Parameter._get_value_from_config = counting
+code = run_step(module=sys.argv[1], family=sys.argv[2], params_json=sys.argv[3], unique_id=sys.argv[4])
+print(json.dumps({"code": code, "most": max(reads.values()), "of": str(reads.most_common(1))}))
+"""
+
+
+def test_a_step_pod_reads_each_config_value_once_not_once_per_task_it_builds(tmp_path: Path) -> None:
+    """Its requirement is built ~10 times in a pod (scheduling, unique id, each dump): read once."""
+    spec = spec_for(Star(n=3), load_settings())
+    for ready in (Ray(i=0), Ray(i=1), Ray(i=2)):
+        assert run_in_pod(step_argv(spec_for(ready, load_settings())), tmp_path).returncode == EXIT_OK
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GOKART_K8S_WORKSPACE": f"{tmp_path}/"}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    argv = [spec.module, spec.family, json.dumps(dict(spec.params)), spec.unique_id]
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNTING_POD, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    counted = json.loads(done.stdout.splitlines()[-1])
+    assert counted["code"] == EXIT_OK, done.stderr
+    assert counted["most"] <= 2, counted
