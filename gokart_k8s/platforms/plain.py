@@ -12,8 +12,9 @@ A GPU step tolerates the common ``nvidia.com/gpu`` taint; the GPU *type* cannot 
 without a node label, so on a cluster with several GPU types use a platform that selects it.
 
 :meth:`PlainProfile.pools` is one default pool big enough for every CPU class of the catalog
-(plus one pool per accelerator the catalog names), for the local cluster; ``[gokart_k8s.pools.*]``
-sections, when present, replace them and a step no declared pool can hold is refused.
+(plus one pool per accelerator the catalog names, its nodes tainted ``nvidia.com/gpu``), for the
+local cluster; ``[gokart_k8s.pools.*]`` sections, when present, replace them and a step no
+declared pool can hold is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from gokart_k8s.conventions import dns_label
 from gokart_k8s.eviction import Eviction
 from gokart_k8s.placement import (
+    GPU_RESOURCE,
     GPU_TOLERATION,
     LABEL_CAPACITY,
     SAFE_TO_EVICT,
@@ -34,12 +36,17 @@ from gokart_k8s.placement import (
     resources_for,
     step_title,
 )
-from gokart_k8s.pools import NodePool
+from gokart_k8s.pools import NodePool, Taint
 from gokart_k8s.resources import ResourceClass
 from gokart_k8s.settings import Settings
 from gokart_k8s.steps import StepSpec
 
 PLATFORM = "plain"
+
+#: What the default GPU pools' nodes carry, as GPU node pools usually do (GKE adds it itself; EKS
+#: and Karpenter GPU pools are given it): only pods that tolerate it, i.e. GPU steps
+#: (``GPU_TOLERATION``), land there, so a rehearsal's autoscaler never puts a CPU step on a GPU node.
+GPU_TAINT = Taint(key=GPU_RESOURCE, value="present", effect="NoSchedule")
 
 
 def default_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
@@ -49,7 +56,14 @@ def default_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
     pools = [NodePool(name="default", cpu=cpu, memory=memory)]
     for accelerator, cpu, memory, gpu in accelerator_nodes(classes):
         pools.append(
-            NodePool(name=dns_label(f"gpu-{accelerator}"), cpu=cpu, memory=memory, gpu=gpu, accelerator=accelerator)
+            NodePool(
+                name=dns_label(f"gpu-{accelerator}"),
+                cpu=cpu,
+                memory=memory,
+                gpu=gpu,
+                accelerator=accelerator,
+                taints=(GPU_TAINT,),
+            )
         )
     return tuple(pools)
 

@@ -85,6 +85,22 @@ def test_least_waste_packs_pending_pods_onto_as_few_nodes_as_the_pool_needs() ->
     assert [(u.pool, u.count, sorted(u.pods)) for u in ups] == [("big", 1, ["default/a", "default/b"])]
 
 
+def test_on_a_plain_platform_cpu_steps_scale_up_the_default_pool_and_gpu_steps_their_gpu_pool() -> None:
+    """The default GPU pools are tainted as GPU pools usually are, so least-waste, which would
+    prefer a GPU pool's smaller node for a 1-cpu step, never puts a CPU step there."""
+    from gokart_k8s.placement import GPU_TOLERATION
+    from gokart_k8s.platforms.plain import PlainProfile
+    from gokart_k8s.settings import load_settings
+
+    views = [view(p) for p in PlainProfile(load_settings()).pools()]
+    ups, _ = plan_scale_up([pod("cpu", "1", "4Gi")], views, [], CA)
+    assert [u.pool for u in ups] == ["default"]
+    gpu = pod("gpu", "1", "4Gi", tolerations=[dict(GPU_TOLERATION)])
+    gpu["spec"]["containers"][0]["resources"]["limits"] = {"nvidia.com/gpu": "1"}
+    ups, _ = plan_scale_up([gpu], views, [], CA)
+    assert [u.pool for u in ups] and all(u.pool.startswith("gpu-") for u in ups)
+
+
 def test_the_price_expander_prefers_the_cheaper_node_group() -> None:
     spot = NodePool("spot", cpu="16", memory="64Gi", spot=True, max_nodes=2)
     ondemand = NodePool("ondemand", cpu="16", memory="64Gi", max_nodes=2)
