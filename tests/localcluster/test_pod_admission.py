@@ -24,6 +24,7 @@ from typing import Any
 import luigi.configuration
 import pytest
 from kubernetes import client
+from luigi.task_register import Register
 
 from gokart_k8s.cluster.kubernetes import connect
 from gokart_k8s.cluster.outcomes import OutcomeKind, classify, classify_pod
@@ -195,6 +196,9 @@ def test_the_driver_refuses_to_start_with_a_service_account_that_does_not_exist(
     finally:
         if not had:
             config.remove_option("TaskOnKart", "workspace_directory")
+        # luigi keeps every task it built in a process-wide cache: Leaf(i=1) of this workspace must
+        # not be what a later test in this process gets for Leaf(i=1) in its own.
+        Register.clear_instance_cache()
     said = str(refused.value)
     assert "Service account 'pipeline' does not exist in namespace 'default'" in said
     assert "kubectl create serviceaccount pipeline -n default" in said
