@@ -21,8 +21,9 @@ a fresh local cache first, so no figure includes running steps.
 
 ``--rehearsal N`` also runs a fan-out/fan-in of N trivial steps uncached on the inline backend, then
 on the local-cluster backend with the warm interpreter (step pods forked from a process that imported
-gokart once, the default), again with three nodes up from the start (the default pools start at zero
-nodes, and the modelled autoscaler takes 2 s of wall time, 120 s of cluster time, per scale-up), and
+gokart once, the default; the plain platform's default pool keeps one node up), again with three
+8-cpu nodes up from the start, again with the default pool scaled from zero nodes (the modelled
+autoscaler takes 2 s of wall time, 120 s of cluster time, per scale-up), and
 without the warm interpreter (``GOKART_K8S_WARM_INTERPRETER=false``: each pod a fresh interpreter),
 with each one's ratio to inline.
 
@@ -146,16 +147,24 @@ def rehearsal(n: int, repeats: int) -> None:
         ready_cfg.write_text(
             (tmp / "luigi.cfg").read_text() + "\n[gokart_k8s.pools.default]\ncpu = 8\nmemory = 32Gi\nmin_nodes = 3\n"
         )
+        # And with the default pool scaled from zero (as a cloud pool may be): the first step waits
+        # for the modelled autoscaler's provisioning (120 s of cluster time, 2 s of wall time).
+        zero_cfg = tmp / "from-zero.cfg"
+        zero_cfg.write_text(
+            (tmp / "luigi.cfg").read_text() + "\n[gokart_k8s.pools.default]\ncpu = 8\nmemory = 32Gi\nmin_nodes = 0\n"
+        )
         load = _load()
         inline: list[float] = []
         warm: list[float] = []
         ready: list[float] = []
+        zero: list[float] = []
         for _ in range(repeats):
             inline.append(uncached("inline"))
             warm.append(uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true"))
             ready.append(
                 uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true", LUIGI_CONFIG_PATH=str(ready_cfg))
             )
+            zero.append(uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="true", LUIGI_CONFIG_PATH=str(zero_cfg)))
         cold = uncached("local-cluster", GOKART_K8S_WARM_INTERPRETER="false")
     base = statistics.median(inline)
 
@@ -169,11 +178,16 @@ def rehearsal(n: int, repeats: int) -> None:
     )
     print(f"  inline                        {figure(inline)}")
     print(
-        f"  local-cluster, warm (default) {figure(warm)} {statistics.median(warm) / base:.1f}x inline; step pods forked"
+        f"  local-cluster, warm (default) {figure(warm)} {statistics.median(warm) / base:.1f}x inline; step pods "
+        "forked, the plain platform's default pool (one node up)"
     )
     print(
         f"  local-cluster, warm, nodes up {figure(ready)} {statistics.median(ready) / base:.1f}x inline; three "
         "8-cpu nodes from the start, so no step waits for the autoscaler to provision one"
+    )
+    print(
+        f"  local-cluster, warm, from zero {figure(zero)} {statistics.median(zero) / base:.1f}x inline; the default "
+        "pool scaled from zero nodes, so the first step waits for one to be provisioned"
     )
     print(f"  local-cluster, fresh          {figure([cold])} {cold / base:.1f}x inline; warm_interpreter = false")
 

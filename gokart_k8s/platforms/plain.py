@@ -12,9 +12,9 @@ A GPU step tolerates the common ``nvidia.com/gpu`` taint; the GPU *type* cannot 
 without a node label, so on a cluster with several GPU types use a platform that selects it.
 
 :meth:`PlainProfile.pools` is one default pool big enough for every CPU class of the catalog
-(plus one pool per accelerator the catalog names, its nodes tainted ``nvidia.com/gpu``), for the
-local cluster; ``[gokart_k8s.pools.*]`` sections, when present, replace them and a step no
-declared pool can hold is refused.
+(one node up from the start; plus one pool per accelerator the catalog names, from zero nodes and
+tainted ``nvidia.com/gpu``), for the local cluster; ``[gokart_k8s.pools.*]`` sections, when
+present, replace them and a step no declared pool can hold is refused.
 """
 
 from __future__ import annotations
@@ -50,10 +50,15 @@ GPU_TAINT = Taint(key=GPU_RESOURCE, value="present", effect="NoSchedule")
 
 
 def default_pools(classes: Iterable[ResourceClass]) -> tuple[NodePool, ...]:
-    """One ``default`` pool for every CPU class, one GPU pool per accelerator of the catalog."""
+    """One ``default`` pool for every CPU class, one GPU pool per accelerator of the catalog.
+
+    The default pool keeps one node up: a plain cluster (kind, minikube, on-premises) is never
+    empty, so its first step does not wait for a node as a scale-from-zero cloud pool's would.
+    GPU nodes are costly and scale from zero, as on a cloud.
+    """
     classes = list(classes)
     cpu, memory = node_envelope(rc for rc in classes if not rc.gpu)
-    pools = [NodePool(name="default", cpu=cpu, memory=memory)]
+    pools = [NodePool(name="default", cpu=cpu, memory=memory, min_nodes=1)]
     for accelerator, cpu, memory, gpu in accelerator_nodes(classes):
         pools.append(
             NodePool(

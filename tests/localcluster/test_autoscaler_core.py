@@ -85,14 +85,17 @@ def test_least_waste_packs_pending_pods_onto_as_few_nodes_as_the_pool_needs() ->
     assert [(u.pool, u.count, sorted(u.pods)) for u in ups] == [("big", 1, ["default/a", "default/b"])]
 
 
-def test_on_a_plain_platform_cpu_steps_scale_up_the_default_pool_and_gpu_steps_their_gpu_pool() -> None:
+def test_a_plain_platforms_default_node_is_up_and_cpu_steps_scale_up_its_pool_gpu_steps_their_gpu_pool() -> None:
     """The default GPU pools are tainted as GPU pools usually are, so least-waste, which would
     prefer a GPU pool's smaller node for a 1-cpu step, never puts a CPU step there."""
     from gokart_k8s.placement import GPU_TOLERATION
     from gokart_k8s.platforms.plain import PlainProfile
     from gokart_k8s.settings import load_settings
 
-    views = [view(p) for p in PlainProfile(load_settings()).pools()]
+    pools = PlainProfile(load_settings()).pools()
+    # A plain cluster is never empty: one default node from the start; GPU nodes from zero.
+    assert {p.name: p.min_nodes for p in pools} == {"default": 1, **{p.name: 0 for p in pools if p.gpu}}
+    views = [view(p) for p in pools]
     ups, _ = plan_scale_up([pod("cpu", "1", "4Gi")], views, [], CA)
     assert [u.pool for u in ups] == ["default"]
     gpu = pod("gpu", "1", "4Gi", tolerations=[dict(GPU_TOLERATION)])
