@@ -151,6 +151,19 @@ class WorkNotice:
                 self.stream.flush()
 
 
+#: Past this many steps the run's summary counts alike steps on one row (as ``plan.TABLE_STEPS``).
+SUMMARY_STEPS = 60
+
+
+def _time_range(times: list[float | None]) -> str:
+    """``1.2s``, or ``0.3-1.2s`` for a group, or ``-`` when no step of it started."""
+    known = [t for t in times if t is not None]
+    if not known:
+        return "-"
+    low, high = min(known), max(known)
+    return f"{low:.1f}s" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f}s"
+
+
 @dataclass
 class StepProgress:
     spec: StepSpec
@@ -294,20 +307,29 @@ class ProgressDisplay:
                 self.stream.flush()
 
     # -- summary ----------------------------------------------------------------------------
-    def summary(self, outputs: Iterable[str] = ()) -> str:
-        """The table of steps, one line of counts, and where the root's outputs are."""
+    def summary(self, outputs: Iterable[str] = (), *, every_step_up_to: int | None = SUMMARY_STEPS) -> str:
+        """The table of steps, one line of counts, and where the root's outputs are.
+
+        Past ``every_step_up_to`` steps (None: never), steps alike in family, state, evictions and
+        detail share one row with their count and the range of their times, as the plan's table
+        does: 10,000 rows of ``Leaf succeeded`` show nothing a reader can take in. A failed step
+        keeps its own row whenever its detail is its own. The run report lists every step.
+        """
+        cells: list[tuple[tuple[str, str, str, str], float | None]] = [
+            ((e.spec.family, e.state, str(e.evictions), first_line(e.detail)), e.seconds) for e in self.steps.values()
+        ]
+        grouped = every_step_up_to is not None and len(cells) > every_step_up_to
         rows = [("STEP", "STATE", "TIME", "EVICTIONS", "DETAIL")]
-        for entry in self.steps.values():
-            secs = entry.seconds
-            rows.append(
-                (
-                    entry.spec.family,
-                    entry.state,
-                    "-" if secs is None else f"{secs:.1f}s",
-                    str(entry.evictions),
-                    first_line(entry.detail),
-                )
-            )
+        if grouped:
+            kinds: dict[tuple[str, str, str, str], list[float | None]] = {}
+            for kind, secs in cells:
+                kinds.setdefault(kind, []).append(secs)
+            for (family, state, evictions, detail), times in kinds.items():
+                name = family if len(times) == 1 else f"{family} x{len(times)}"
+                rows.append((name, state, _time_range(times), evictions, detail))
+        else:
+            for (family, state, evictions, detail), secs in cells:
+                rows.append((family, state, _time_range([secs]), evictions, detail))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
         c = self.counts()
@@ -316,6 +338,11 @@ class ProgressDisplay:
             f"{c['done']}/{len(self.steps)} steps done, {c['failed']} failed{others}, "
             f"in {time.monotonic() - self.started:.1f}s" + (" (interrupted)" if c["interrupted"] else "")
         )
+        if grouped:
+            lines.append(
+                f"(alike steps counted on one row: {len(rows) - 1} rows for {len(cells)} steps; "
+                "the run report lists every step)"
+            )
         lines.extend(self.notes)
         paths = list(outputs)
         if paths:

@@ -132,3 +132,24 @@ def test_an_attempt_deleted_before_it_was_scheduled_is_said_to_have_never_run_no
     assert attempt_verdict(
         attempt(node="n1", started=1.5, outcome="evicted", reason="TerminationByKubelet", exit_code=143)
     ) == ("evicted (TerminationByKubelet, exit 143)")
+
+
+def test_a_large_runs_summary_counts_alike_steps_on_one_row_with_their_times_range_and_keeps_failures() -> None:
+    import dataclasses
+
+    specs = [dataclasses.replace(spec("Leaf"), unique_id=f"leaf{i:028d}") for i in range(70)]
+    progress = ProgressDisplay([spec("Source"), *specs], stream=io.StringIO())
+    for s in specs[:68]:
+        progress.step_state(s, "running")
+        progress.step_state(s, "succeeded")
+    progress.step_state(specs[68], "failed", "RuntimeError: row 68")
+    progress.step_state(specs[69], "failed", "RuntimeError: row 69")
+    lines = progress.summary().splitlines()
+    rows = [line.split() for line in lines[1:-2]]
+    assert [r[:2] for r in rows] == [["Source", "pending"], ["Leaf", "x68"], ["Leaf", "failed"], ["Leaf", "failed"]]
+    assert rows[1][2] == "succeeded" and rows[1][3].endswith("s")
+    assert [line for line in lines if "RuntimeError" in line][1].endswith("RuntimeError: row 69")
+    assert lines[-2].startswith("68/71 steps done, 2 failed")
+    assert lines[-1] == "(alike steps counted on one row: 4 rows for 71 steps; the run report lists every step)"
+    # Below the threshold (or with every_step_up_to=None) every step keeps its own row.
+    assert len(progress.summary(every_step_up_to=None).splitlines()) == 1 + 71 + 1
