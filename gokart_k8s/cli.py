@@ -312,8 +312,7 @@ def cmd_run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     from gokart_k8s.codepackage.pod import activate_from_environment
-    from gokart_k8s.progress import ProgressDisplay
-    from gokart_k8s.runner import RunOptions, execute
+    from gokart_k8s.runner import prestart_warm_server
     from gokart_k8s.scheduling.dates import resolve_scheduled_argv
 
     # A scheduled driver pod runs the code package its CronJob pins, like its step pods.
@@ -331,6 +330,21 @@ def _run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
         luigi_argv, scheduled_run_id = resolve_scheduled_argv(
             luigi_argv, os.environ, timezone=None, job_created=created
         )
+    # A rehearsal's warm interpreter preloads (on another core) while this process plans.
+    warm_server = prestart_warm_server(_settings(args)) if args.backend == "local-cluster" else None
+    try:
+        return _run_planned(args, luigi_argv, scheduled_run_id, warm_server)
+    finally:
+        if warm_server is not None:
+            warm_server.close()
+
+
+def _run_planned(
+    args: argparse.Namespace, luigi_argv: list[str], scheduled_run_id: str | None, warm_server: Any
+) -> int:
+    from gokart_k8s.progress import ProgressDisplay
+    from gokart_k8s.runner import RunOptions, execute
+
     root, plan = _plan(args, luigi_argv, args.backend)
     if not plan.ok:
         print(plan.table(), file=sys.stderr)
@@ -351,7 +365,7 @@ def _run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
     interrupted = False
     with ProgressDisplay([s.spec for s in plan.steps]) as progress:
         try:
-            ok = execute([root], plan, options, progress)
+            ok = execute([root], plan, options, progress, warm_server=warm_server)
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM, handled as Ctrl-C): say so, in the summary and the exit status.
             interrupted, ok = True, False

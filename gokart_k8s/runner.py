@@ -102,11 +102,14 @@ def prepare_plan(
     return plan
 
 
-def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay) -> bool:
+def execute(
+    roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, *, warm_server: Any = None
+) -> bool:
     """Run a plan that has no problems; True when every step is cached or succeeded.
 
     Every backend writes the run record (:mod:`gokart_k8s.history`) as it goes; the summary ends
-    with the path of the run's report.
+    with the path of the run's report. ``warm_server``: a rehearsal's warm interpreter started
+    before the plan (:func:`prestart_warm_server`), which its cluster takes if it can.
     """
     if not plan.ok:
         raise PlanError(plan.problems)
@@ -114,7 +117,7 @@ def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pro
     recorder = _open_recorder(roots, plan, options)
     state = "interrupted"
     try:
-        ok = _execute(roots, plan, options, progress, recorder)
+        ok = _execute(roots, plan, options, progress, recorder, warm_server)
         state = "succeeded" if ok else ("interrupted" if getattr(recorder, "interrupted", False) else "failed")
         return ok
     finally:
@@ -124,7 +127,9 @@ def execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pro
                 progress.notes.append(f"run {recorder.run_id}: report {report}")
 
 
-def _execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any) -> bool:
+def _execute(
+    roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any, warm_server: Any
+) -> bool:
     if options.backend == "inline":
         from gokart_k8s.inline import run_inline
 
@@ -148,7 +153,7 @@ def _execute(roots: Sequence[Any], plan: Plan, options: RunOptions, progress: Pr
             progress.step_state(row.step.spec, "cached")
         progress.log(f"every step is in the cache at {plan.workspace}: nothing to run")
         return True
-    return _run_on_cluster(plan, options, progress, recorder)
+    return _run_on_cluster(plan, options, progress, recorder, warm_server)
 
 
 def _open_recorder(roots: Sequence[Any], plan: Plan, options: RunOptions) -> Any:
@@ -202,7 +207,9 @@ def _is_complete(steps: Sequence[Any]) -> set[str]:
     return {s.spec.unique_id for s in steps if s.task.task_id in done}
 
 
-def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any = None) -> bool:
+def _run_on_cluster(
+    plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any = None, warm_server: Any = None
+) -> bool:
     from gokart_k8s.cluster.kubernetes import connect
     from gokart_k8s.driver import run_steps
     from gokart_k8s.platforms import get_profile
@@ -277,7 +284,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
         rehearsal_env = {"PYTHONPATH": _gokart_k8s_import_path()}
         if _uses_local_files(plan):
             progress.log("pods start in this working directory: the pipeline reads or writes local files")
-    rehearsal_env.update({name: os.environ[name] for name in _INHERITED_ENV if name in os.environ})
+    rehearsal_env.update(_inherited_env())
     from gokart_k8s.supervision.stopsignals import scratch_directory, stopped_by
 
     pools = profile.pools()
@@ -301,6 +308,7 @@ def _run_on_cluster(plan: Plan, options: RunOptions, progress: ProgressDisplay, 
             autoscaling=autoscaling,
             workdir=empty_dir if package is not None and not _uses_local_files(plan) else None,
             warm_interpreter=settings.warm_interpreter,
+            warm_server=warm_server,
         ).start()
         cluster.warm_up()  # steps will run: preload while the first nodes come up
         try:
@@ -352,6 +360,33 @@ def _uses_local_files(plan: Plan) -> bool:
     from gokart_k8s.plan import _local_output_problems
 
     return any(_local_output_problems(step, "", "") for step in [*plan.steps, *(i.step for i in plan.inputs)])
+
+
+def _inherited_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
+
+
+def prestart_warm_server(settings: Settings) -> Any:
+    """Start a rehearsal's warm interpreter now, before the plan, so its preload (a second or more:
+    it imports gokart) runs beside the driver's own import of the pipeline instead of after it.
+
+    Only where its environment can be known before the plan: with a code package (the default),
+    pods get ``PYTHONPATH`` = gokart_k8s's import path whatever the pipeline. The cluster takes it
+    only if that is exactly the environment it would start one with; the caller closes it after the
+    run (a no-op once taken; it kills one nobody took). None when there is nothing to start.
+    """
+    from gokart_k8s import codepackage
+
+    if not settings.warm_interpreter or not codepackage.enabled(settings.code_package, "local-cluster"):
+        return None
+    from gokart_k8s.codepackage.pod import CACHE_ENV
+    from gokart_k8s.localcluster.kubelet import base_environment
+    from gokart_k8s.localcluster.warm.client import PrestartedServer
+
+    # As _run_on_cluster gives the cluster with a code package; the cache directory is not known
+    # yet, but it is one of gokart_k8s's variables, which the server's environment leaves out.
+    pod_env = {"PYTHONPATH": _gokart_k8s_import_path(), **_inherited_env(), CACHE_ENV: ""}
+    return PrestartedServer(base_environment(pod_env))
 
 
 def _gokart_k8s_import_path() -> str:

@@ -32,6 +32,7 @@ from .server import ApiServer
 from .status import ApiError
 from .store import Obj, Store, timestamp
 from .validation import admit
+from .warm.client import PrestartedServer
 
 if TYPE_CHECKING:  # the kubernetes client is imported only inside api_client()
     from kubernetes.client import ApiClient
@@ -141,6 +142,7 @@ class LocalCluster:
         poll_seconds: float = 0.2,
         autoscaling: Autoscaling | None = None,
         warm_interpreter: bool = True,
+        warm_server: PrestartedServer | None = None,
     ) -> None:
         self.pools: tuple[NodePool, ...] = tuple(pools) if pools else tuple(default_pools())
         names = [p.name for p in self.pools]
@@ -163,6 +165,7 @@ class LocalCluster:
             workdir=workdir,
             poll_seconds=poll_seconds,
             warm_interpreter=warm_interpreter,
+            warm_server=warm_server,
         )
         self.scheduler = Scheduler(self.store)
         self.jobs = JobController(

@@ -80,7 +80,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,7 +91,7 @@ from . import reaper
 from . import resources as r
 from .quantity import parse_quantity
 from .store import Obj, Store, timestamp
-from .warm.client import LOST_MESSAGE, ForkedContainer, WarmStarter
+from .warm.client import LOST_MESSAGE, ForkedContainer, PrestartedServer, WarmStarter
 from .warm.fork import step_tail
 
 _PYTHON_RE = re.compile(r"^python(3(\.\d+)?)?$")
@@ -255,6 +255,14 @@ def _group_rss() -> dict[int, int]:
     return out
 
 
+def base_environment(pod_env: Mapping[str, str]) -> dict[str, str]:
+    """What every pod's environment starts with, for a kubelet given ``pod_env`` (and the warm interpreter's)."""
+    env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(pod_env)
+    return env
+
+
 class Kubelet:
     """Runs pods bound to any node of the local cluster (one kubelet for all nodes)."""
 
@@ -267,6 +275,7 @@ class Kubelet:
         poll_seconds: float = 0.2,
         restart_backoff_seconds: float = 0.2,
         warm_interpreter: bool = True,
+        warm_server: PrestartedServer | None = None,
     ) -> None:
         self.store = store
         self.pod_env = dict(pod_env or {})
@@ -287,7 +296,9 @@ class Kubelet:
         #: Forks step pods from a warm interpreter (:mod:`.warm`); None: every pod a fresh process.
         self.warm: WarmStarter | None = None
         if warm_interpreter:
-            self.warm = WarmStarter(self._base_environment(), on_server=self._on_warm_server)
+            self.warm = WarmStarter(self._base_environment(), on_server=self._on_warm_server, prestarted=warm_server)
+        elif warm_server is not None:
+            warm_server.close()
         store.add_listener(self._on_event)
 
     # ------------------------------------------------------------------ public
@@ -539,10 +550,7 @@ class Kubelet:
     # ------------------------------------------------------------------ running
     def _base_environment(self) -> dict[str, str]:
         """What every pod's environment starts with (and the warm interpreter's)."""
-        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(self.pod_env)
-        return env
+        return base_environment(self.pod_env)
 
     def _message_file(self, runtime: PodRuntime) -> Path:
         """The pod's termination message file, empty (again, for a restarted container)."""

@@ -551,3 +551,69 @@ def test_local_cluster_start_takes_the_warm_interpreter_flag(flag: str, off: boo
         cluster.communicate(timeout=60)
     # The flag wins over the setting (set here to the opposite).
     assert any("warm interpreter: off" in line for line in lines) is off, "".join(lines)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_server_started_before_its_cluster_is_taken_only_with_exactly_its_environment() -> None:
+    """A rehearsal starts the server while it plans; the cluster takes that one, or kills it and
+    starts its own when the environment differs (a pod must never see another interpreter)."""
+    from gokart_k8s.localcluster.warm.client import PrestartedServer
+
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    for theirs, taken in ((env, True), ({**env, "PYTHONOPTIMIZE": "1"}, False)):
+        early = PrestartedServer(theirs)
+        pid = early.pid
+        assert pid is not None
+        warm = WarmStarter(env, prestarted=early)
+        warm.start()
+        try:
+            warm.warm_up()
+            wait_for(lambda w=warm: w.server_pid is not None, timeout=120)  # type: ignore[misc]
+            assert (warm.server_pid == pid) is taken
+            assert warm.server_starts == 1
+            assert early.pid is None  # handed over, or killed
+            if not taken:
+                wait_for(lambda p=pid: _gone(p), timeout=10)  # type: ignore[misc]
+        finally:
+            warm.stop()
+    # One nobody takes is killed when closed (a plan with problems, nothing to run).
+    unused = PrestartedServer(env)
+    pid = unused.pid
+    assert pid is not None
+    unused.close()
+    assert _gone(pid)
+
+
+def test_a_rehearsal_from_the_command_line_takes_the_server_it_started_before_planning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment guessed before the plan is exactly the one its cluster starts a server with."""
+    from gokart_k8s.cli import main
+    from gokart_k8s.localcluster.warm.client import PrestartedServer
+
+    taken: list[bool] = []
+    original = PrestartedServer.take
+
+    def take(self: PrestartedServer, env: Any) -> Any:
+        started = original(self, env)
+        taken.append(started is not None)
+        return started
+
+    monkeypatch.setattr(PrestartedServer, "take", take)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "luigi.cfg").write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'resources'}/\n")
+    monkeypatch.setenv("LUIGI_CONFIG_PATH", str(tmp_path / "luigi.cfg"))
+    monkeypatch.delenv("GOKART_K8S_WARM_INTERPRETER", raising=False)
+    import luigi.configuration
+
+    monkeypatch.setattr(luigi.configuration.LuigiConfigParser, "_instance", None)
+    assert main(["run", "tests.core.pipelines.Ray", "--i", "7", "--backend", "local-cluster", "--no-logs"]) == 0
+    assert taken == [True]

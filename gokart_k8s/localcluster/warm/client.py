@@ -67,6 +67,88 @@ class ForkedContainer:
         return self.returncode
 
 
+def server_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment for a kubelet whose pods start from ``env``: no luigi config path,
+    so luigi keeps its own defaults there (see :mod:`.fork`), and none of gokart_k8s's settings."""
+    return {k: v for k, v in env.items() if k != "LUIGI_CONFIG_PATH" and not k.startswith("GOKART_K8S_")}
+
+
+def start_server(env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], socket.socket] | None:
+    """Start a server process with ``env`` (its preload begins at once); None if it cannot start.
+
+    It dies with the *thread* that calls this (``PR_SET_PDEATHSIG``), and when its socket closes.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    package_root = str(Path(__file__).resolve().parents[3])
+    boot = f"import sys; sys.path[0] = {package_root!r}; from gokart_k8s.localcluster.warm.server import main; main()"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", boot],
+            stdin=theirs.fileno(),
+            stdout=subprocess.DEVNULL,
+            env=dict(env),
+            # No luigi.cfg here: the server imports luigi under luigi's defaults (see .fork).
+            cwd="/",
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
+    except OSError:
+        ours.close()
+        return None
+    finally:
+        theirs.close()
+    return proc, ours
+
+
+class PrestartedServer:
+    """A server started before its cluster, so its preload overlaps the driver's own start-up.
+
+    A rehearsal starts one while it imports the pipeline and plans (on another core: that is a
+    second or more of a short run), then hands it to the cluster's :class:`WarmStarter`, which
+    takes it only if its environment is exactly the one it would have started a server with.
+    What nobody took is killed by :meth:`close` (a plan with problems, nothing to run).
+    Started from the run's main thread, it dies with that thread, which outlives the cluster.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = server_environment(env)
+        self._started = start_server(self.env)
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while nobody took it (None once taken or closed, or if it could not start)."""
+        with self._lock:
+            return self._started[0].pid if self._started is not None else None
+
+    def take(self, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], socket.socket] | None:
+        """The server, for a starter whose environment is ``env``; None (and it is stopped) otherwise."""
+        with self._lock:
+            started, self._started = self._started, None
+        if started is None:
+            return None
+        if env != self.env or started[0].poll() is not None:
+            _kill(*started)
+            return None
+        return started
+
+    def close(self) -> None:
+        """Stop the server unless it was taken."""
+        with self._lock:
+            started, self._started = self._started, None
+        if started is not None:
+            _kill(*started)
+
+
+def _kill(proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    sock.close()
+    try:
+        proc.kill()  # it may be in the middle of its preload, which does not read the socket
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 class _Request:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -82,10 +164,13 @@ class WarmStarter:
         env: Mapping[str, str],
         *,
         on_server: Callable[[int, bool], None] = lambda pid, alive: None,
+        prestarted: PrestartedServer | None = None,
     ) -> None:
-        #: The server's environment: no luigi config path, so luigi keeps its own defaults there.
-        self.env = {k: v for k, v in env.items() if k != "LUIGI_CONFIG_PATH" and not k.startswith("GOKART_K8S_")}
+        #: The server's environment (:func:`server_environment`).
+        self.env = server_environment(env)
         self.on_server = on_server
+        #: A server already preloading, taken for the first start if its environment is ours.
+        self._prestarted = prestarted
         #: Containers started by a fork, servers started: counters for tests and benchmarks.
         self.forked = 0
         self.server_starts = 0
@@ -174,6 +259,9 @@ class WarmStarter:
             self._stopping = True
             self._cond.notify_all()
             sock = self._sock
+            prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:  # never needed
+            prestarted.close()
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the owner's recv and tells the server
@@ -197,28 +285,9 @@ class WarmStarter:
                     return
 
     def _start_server(self) -> tuple[subprocess.Popen[bytes], socket.socket] | None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        package_root = str(Path(__file__).resolve().parents[3])
-        boot = (
-            f"import sys; sys.path[0] = {package_root!r}; from gokart_k8s.localcluster.warm.server import main; main()"
-        )
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", boot],
-                stdin=theirs.fileno(),
-                stdout=subprocess.DEVNULL,
-                env=self.env,
-                # No luigi.cfg here: the server imports luigi under luigi's defaults (see .fork).
-                cwd="/",
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGKILL),
-            )
-        except OSError:
-            ours.close()
-            return None
-        finally:
-            theirs.close()
-        return proc, ours
+        prestarted, self._prestarted = self._prestarted, None
+        taken = prestarted.take(self.env) if prestarted is not None else None
+        return taken if taken is not None else start_server(self.env)
 
     def _serve_once(self) -> None:
         started = self._start_server()
