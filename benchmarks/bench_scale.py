@@ -179,7 +179,7 @@ def rehearsal(n: int, repeats: int) -> None:
     print(f"  inline                        {figure(inline)}")
     print(
         f"  local-cluster, warm (default) {figure(warm)} {statistics.median(warm) / base:.1f}x inline; step pods "
-        "forked, the plain platform's default pool (one node up)"
+        "forked; plain platform default pool (one node up)"
     )
     print(
         f"  local-cluster, warm, nodes up {figure(ready)} {statistics.median(ready) / base:.1f}x inline; three "
