@@ -172,6 +172,8 @@ def test_a_different_interpreter_setting_or_a_shadowed_module_means_a_fresh_inte
     assert equivalence_problem(env, {**env, "PYTHONPATH": "/b"}, here, here.get) is None
     assert "PYTHONHASHSEED" in str(equivalence_problem(env, {**env, "PYTHONHASHSEED": "0"}, here, here.get))
     assert "LC_ALL" in str(equivalence_problem(env, {**env, "LC_ALL": "C"}, here, here.get))
+    # numpy's OpenBLAS, preloaded with gokart, sized its thread pool from the server's environment.
+    assert "OMP_NUM_THREADS" in str(equivalence_problem(env, {**env, "OMP_NUM_THREADS": "1"}, here, here.get))
     assert "six" in str(equivalence_problem(env, env, here, {"six": "/pod/six.py"}.get))
     assert startup_environment({"PYTHONPATH": "/x", "PYTHONOPTIMIZE": "1", "HOME": "/h"}) == {"PYTHONOPTIMIZE": "1"}
 

@@ -12,7 +12,8 @@ it (:func:`become_pod`)
 4. checks that a fresh interpreter of that environment would be this one
    (:func:`equivalence_problem`): the same interpreter start-up variables (``PYTHON*`` but
    ``PYTHONPATH``, and the locale ones that choose its encodings,
-   https://docs.python.org/3/using/cmdline.html#environment-variables), and every module the
+   https://docs.python.org/3/using/cmdline.html#environment-variables; and the thread-pool sizes
+   native libraries read as they load, :data:`_NATIVE_THREADS`), and every module the
    server preloaded found at the same place on the pod's ``sys.path``. When not, it ``execve``\\s
    the same command line, which is then exactly the plain path;
 5. takes the ``sys.path`` a fresh ``python -m`` would have in that directory and environment
@@ -68,6 +69,19 @@ _inherited: list[Any] = []
 
 #: Locale variables that choose the interpreter's file system and stdio encodings at start-up.
 _LOCALE = ("LANG", "LC_ALL", "LC_CTYPE")
+#: Variables a native library the server preloaded reads once, when it loads: the size of the
+#: thread pools of numpy's OpenBLAS (which gokart imports) and of OpenMP, MKL, Accelerate and
+#: numexpr (https://github.com/OpenMathLib/OpenBLAS/blob/develop/README.md#setting-the-number-of-threads-using-environment-variables).
+#: A pod that sets one differently would otherwise run with the server's pools.
+_NATIVE_THREADS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+)
 
 
 def step_tail(argv: Sequence[str], executable: str) -> list[str] | None:
@@ -82,8 +96,13 @@ def step_tail(argv: Sequence[str], executable: str) -> list[str] | None:
 
 
 def startup_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The variables an interpreter reads when it starts, but ``PYTHONPATH`` (``sys.path`` is recomputed)."""
-    return {k: v for k, v in env.items() if (k.startswith("PYTHON") and k != "PYTHONPATH") or k in _LOCALE}
+    """The variables an interpreter (and the native libraries it preloaded) read when it starts, but
+    ``PYTHONPATH`` (``sys.path`` is recomputed)."""
+    return {
+        k: v
+        for k, v in env.items()
+        if (k.startswith("PYTHON") and k != "PYTHONPATH") or k in _LOCALE or k in _NATIVE_THREADS
+    }
 
 
 def equivalence_problem(
