@@ -151,6 +151,10 @@ class WorkNotice:
                 self.stream.flush()
 
 
+#: A detail longer than this, the same as the last one of its step family and state, is not
+#: repeated on a plain (non-terminal) line; a short one (a Job's name) always is.
+_REPEAT_AFTER = 40
+
 #: Past this many steps the run's summary counts alike steps on one row (as ``plan.TABLE_STEPS``).
 SUMMARY_STEPS = 60
 
@@ -196,6 +200,7 @@ class ProgressDisplay:
         self.observers: list[ProgressSink] = []
         #: Lines the summary ends with (the run report's path).
         self.notes: list[str] = []
+        self._last_detail: dict[tuple[str, str], str] = {}
 
     # -- the sink every backend calls -------------------------------------------------------
     def step_state(self, spec: StepSpec, state: str, detail: str = "") -> None:
@@ -222,9 +227,18 @@ class ProgressDisplay:
                     self.stream.write(f"\r\033[K{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
                 self._draw(force=True)
             else:
-                extra = f"  {first_line(detail)}" if detail else ""
+                extra = f"  {self._said(spec.family, state, first_line(detail))}" if detail else ""
                 self.stream.write(f"{self._elapsed():>7}  {state:<9}  {spec.family}{extra}\n")
                 self.stream.flush()
+
+    def _said(self, family: str, state: str, detail: str) -> str:
+        """``detail``, or a pointer to the line above when the last step of this family in this state
+        said the same: 200 spokes waiting for a node do not repeat one 300-character reason 200 times."""
+        key = (family, state)
+        if self._last_detail.get(key) == detail and len(detail) > _REPEAT_AFTER:
+            return f"(the same as for the {family} above)"
+        self._last_detail[key] = detail
+        return detail
 
     def log(self, text: str) -> None:
         """A line of output from a step (pod logs), kept apart from the status line."""

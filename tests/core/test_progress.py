@@ -153,3 +153,23 @@ def test_a_large_runs_summary_counts_alike_steps_on_one_row_with_their_times_ran
     assert lines[-1] == "(alike steps counted on one row: 4 rows for 71 steps; the run report lists every step)"
     # Below the threshold (or with every_step_up_to=None) every step keeps its own row.
     assert len(progress.summary(every_step_up_to=None).splitlines()) == 1 + 71 + 1
+
+
+def test_a_plain_log_says_a_long_reason_shared_by_steps_of_one_family_once() -> None:
+    import dataclasses
+
+    out = io.StringIO()
+    a, b = (dataclasses.replace(spec("Leaf"), unique_id=f"leaf{i:028d}") for i in range(2))
+    c = spec("Train")
+    progress = ProgressDisplay([a, b, c], stream=out, live=False)
+    why = "Unschedulable: Step Leaf cannot be scheduled: no node has room for requests [cpu=1, memory=4Gi]"
+    progress.step_state(a, "pending", why)
+    progress.step_state(b, "pending", why)
+    progress.step_state(c, "pending", why.replace("Leaf", "Train"))
+    progress.step_state(a, "running", "leaf-0")
+    progress.step_state(b, "running", "leaf-0")  # short: a Job's name is always said
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith(why)
+    assert lines[1].endswith("pending    Leaf  (the same as for the Leaf above)")
+    assert lines[2].endswith(why.replace("Leaf", "Train"))
+    assert lines[3].endswith("leaf-0") and lines[4].endswith("leaf-0")
