@@ -555,14 +555,6 @@ def test_local_cluster_start_takes_the_warm_interpreter_flag(flag: str, off: boo
     assert any("warm interpreter: off" in line for line in lines) is off, "".join(lines)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_a_server_started_before_its_cluster_is_taken_only_with_exactly_its_environment() -> None:
     """A rehearsal starts the server while it plans; the cluster takes that one, or kills it and
     starts its own when the environment differs (a pod must never see another interpreter)."""
@@ -583,7 +575,7 @@ def test_a_server_started_before_its_cluster_is_taken_only_with_exactly_its_envi
             assert warm.server_starts == 1
             assert early.pid is None  # handed over, or killed
             if not taken:
-                wait_for(lambda p=pid: _gone(p), timeout=10)  # type: ignore[misc]
+                wait_for(lambda p=pid: _group_gone(p), timeout=10)  # type: ignore[misc]
         finally:
             warm.stop()
     # One nobody takes is killed when closed (a plan with problems, nothing to run).
@@ -591,7 +583,7 @@ def test_a_server_started_before_its_cluster_is_taken_only_with_exactly_its_envi
     pid = unused.pid
     assert pid is not None
     unused.close()
-    assert _gone(pid)
+    assert _group_gone(pid)  # it leads its own session, so its own process group
 
 
 def test_a_rehearsal_from_the_command_line_takes_the_server_it_started_before_planning(
