@@ -243,7 +243,6 @@ def luigi_lookups_memoised() -> Iterator[None]:
 
     def forgetting(method: Callable[..., Any]) -> Callable[..., Any]:
         def changed(*args: Any, **kwargs: Any) -> Any:
-            values.clear()
             try:
                 return method(*args, **kwargs)
             finally:
