@@ -25,10 +25,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
 from gokart_k8s.errors import ConfigurationError, GokartK8sError, PlanError
+
+if TYPE_CHECKING:  # a pod's `gokart-k8s step` imports nothing of the embedded cluster
+    from gokart_k8s.localcluster.warm.client import PrestartedServer
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -340,7 +343,7 @@ def _run(args: argparse.Namespace, luigi_argv: list[str]) -> int:
 
 
 def _run_planned(
-    args: argparse.Namespace, luigi_argv: list[str], scheduled_run_id: str | None, warm_server: Any
+    args: argparse.Namespace, luigi_argv: list[str], scheduled_run_id: str | None, warm_server: PrestartedServer | None
 ) -> int:
     from gokart_k8s.progress import ProgressDisplay
     from gokart_k8s.runner import RunOptions, execute

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # ``--chaos`` alone: one default for ``run`` and ``local-cluster start`` (see gokart_k8s.conventions).
 from gokart_k8s.conventions import CHAOS_RATE, CHAOS_SEED
@@ -33,6 +33,9 @@ from gokart_k8s.plan import Plan, make_plan
 from gokart_k8s.progress import ProgressDisplay
 from gokart_k8s.settings import Settings, load_settings
 from gokart_k8s.steps import OnProgress
+
+if TYPE_CHECKING:  # the embedded cluster is imported only for a rehearsal
+    from gokart_k8s.localcluster.warm.client import PrestartedServer
 
 BACKENDS = ("inline", "local-cluster", "kubernetes")
 
@@ -103,7 +106,12 @@ def prepare_plan(
 
 
 def execute(
-    roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, *, warm_server: Any = None
+    roots: Sequence[Any],
+    plan: Plan,
+    options: RunOptions,
+    progress: ProgressDisplay,
+    *,
+    warm_server: PrestartedServer | None = None,
 ) -> bool:
     """Run a plan that has no problems; True when every step is cached or succeeded.
 
@@ -128,7 +136,12 @@ def execute(
 
 
 def _execute(
-    roots: Sequence[Any], plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any, warm_server: Any
+    roots: Sequence[Any],
+    plan: Plan,
+    options: RunOptions,
+    progress: ProgressDisplay,
+    recorder: Any,
+    warm_server: PrestartedServer | None,
 ) -> bool:
     if options.backend == "inline":
         from gokart_k8s.inline import run_inline
@@ -208,7 +221,11 @@ def _is_complete(steps: Sequence[Any]) -> set[str]:
 
 
 def _run_on_cluster(
-    plan: Plan, options: RunOptions, progress: ProgressDisplay, recorder: Any = None, warm_server: Any = None
+    plan: Plan,
+    options: RunOptions,
+    progress: ProgressDisplay,
+    recorder: Any = None,
+    warm_server: PrestartedServer | None = None,
 ) -> bool:
     from gokart_k8s.cluster.kubernetes import connect
     from gokart_k8s.driver import run_steps
@@ -261,7 +278,6 @@ def _run_on_cluster(
         api = connect(context=settings.kube_context, request_timeout=settings.request_timeout_seconds)
         return drive(api, settings.image or "", options.on_interrupt)
 
-    from gokart_k8s.codepackage.pod import CACHE_ENV
     from gokart_k8s.localcluster import ChaosConfig, LocalCluster
     from gokart_k8s.localcluster.autoscaler import Autoscaling, summary_lines
 
@@ -276,15 +292,11 @@ def _run_on_cluster(
     rehearsal_env = {"PYTHONPATH": os.pathsep.join(_import_roots(plan))}
     if os.environ.get("LUIGI_CONFIG_PATH"):
         rehearsal_env["LUIGI_CONFIG_PATH"] = os.path.abspath(os.environ["LUIGI_CONFIG_PATH"])
-    if package is not None:
-        # With a code package, pods start as on a real cluster: in an empty working directory, with
-        # only gokart_k8s importable (the image's part); the pipeline's code and config come from
-        # the package, so what runs is what was packed. Only a plan with local-file inputs or
-        # outputs (allowed on the local cluster alone) keeps this working directory for them.
-        rehearsal_env = {"PYTHONPATH": _gokart_k8s_import_path()}
-        if _uses_local_files(plan):
-            progress.log("pods start in this working directory: the pipeline reads or writes local files")
     rehearsal_env.update(_inherited_env())
+    # With a code package, pods start in an empty working directory (_packaged_pod_env); only a
+    # plan with local-file inputs or outputs (allowed on the local cluster alone) keeps this one.
+    if package is not None and _uses_local_files(plan):
+        progress.log("pods start in this working directory: the pipeline reads or writes local files")
     from gokart_k8s.supervision.stopsignals import scratch_directory, stopped_by
 
     pools = profile.pools()
@@ -303,7 +315,7 @@ def _run_on_cluster(
         code_cache.mkdir()
         cluster = LocalCluster(
             pools,
-            pod_env={**rehearsal_env, CACHE_ENV: str(code_cache)} if package is not None else rehearsal_env,
+            pod_env=_packaged_pod_env(str(code_cache)) if package is not None else rehearsal_env,
             chaos=chaos,
             autoscaling=autoscaling,
             workdir=empty_dir if package is not None and not _uses_local_files(plan) else None,
@@ -366,7 +378,7 @@ def _inherited_env() -> dict[str, str]:
     return {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
 
 
-def prestart_warm_server(settings: Settings) -> Any:
+def prestart_warm_server(settings: Settings) -> PrestartedServer | None:
     """Start a rehearsal's warm interpreter now, before the plan, so its preload (a second or more:
     it imports gokart) runs beside the driver's own import of the pipeline instead of after it.
 
@@ -379,14 +391,21 @@ def prestart_warm_server(settings: Settings) -> Any:
 
     if not settings.warm_interpreter or not codepackage.enabled(settings.code_package, "local-cluster"):
         return None
-    from gokart_k8s.codepackage.pod import CACHE_ENV
     from gokart_k8s.localcluster.kubelet import base_environment
     from gokart_k8s.localcluster.warm.client import PrestartedServer
 
-    # As _run_on_cluster gives the cluster with a code package; the cache directory is not known
-    # yet, but it is one of gokart_k8s's variables, which the server's environment leaves out.
-    pod_env = {"PYTHONPATH": _gokart_k8s_import_path(), **_inherited_env(), CACHE_ENV: ""}
-    return PrestartedServer(base_environment(pod_env))
+    # The cache directory is not known yet, but it is one of gokart_k8s's variables, which the
+    # server's environment leaves out.
+    return PrestartedServer(base_environment(_packaged_pod_env("")))
+
+
+def _packaged_pod_env(code_cache: str) -> dict[str, str]:
+    """The rehearsal pods' environment with a code package: they start as on a real cluster, with
+    only gokart_k8s importable (the image's part); the pipeline's code and config come from the
+    package (extracted under ``code_cache``), so what runs is what was packed."""
+    from gokart_k8s.codepackage.pod import CACHE_ENV
+
+    return {"PYTHONPATH": _gokart_k8s_import_path(), **_inherited_env(), CACHE_ENV: code_cache}
 
 
 def _gokart_k8s_import_path() -> str:
